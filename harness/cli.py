@@ -1,0 +1,158 @@
+"""``harness``: one command line for every benchmark.
+
+    harness list
+    harness demo-data gptj --out DIR [--seed N]
+    harness run gptj --scenario Offline --mode accuracy [--n-count N] [--dtype fp32] [--device cpu] ...
+    harness evaluate RUN_DIR [--data DIR]
+    harness merge RUN_DIR... --out DIR [--data DIR]
+
+Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
+that says what to do, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness import datadir, evaluate, registry, report, runner
+from harness.errors import HarnessError
+from harness.rounds import DEFAULT_ROUND, load_round
+from harness.settings import RunConfig
+from harness.spec import DTYPES, MODES, SCENARIOS
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = [["id", "MLPerf names", "scenarios", "data"]]
+    for bench in registry.discover().values():
+        folder = datadir.data_root() / bench.spec.id
+        status = "real" if folder.is_dir() and not datadir.missing_real(bench, folder) else "demo only"
+        rows.append([bench.spec.id, ", ".join(bench.spec.mlperf_names), ", ".join(bench.spec.scenarios), status])
+    print(report.table(rows))
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    bench = registry.get(args.benchmark)
+    out = datadir.build_demo(bench, args.out, args.seed)
+    print(f"wrote the {bench.spec.id} demo tier (seed {args.seed}) to {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    bench = registry.get(args.benchmark)
+    data_dir, demo = datadir.resolve(bench, args.data, args.seed)
+    if args.user_conf is not None:
+        user_conf = args.user_conf
+    elif (data_dir / "user.conf").is_file():  # the demo tier ships short-run settings
+        user_conf = data_dir / "user.conf"
+    else:
+        user_conf = bench.user_conf
+    config = RunConfig(
+        benchmark=bench.spec.id, scenario=args.scenario, mode=args.mode, data_dir=str(data_dir), demo=demo,
+        user_conf=str(Path(user_conf).resolve()), dtype=args.dtype, device=args.device, n_devices=args.n_devices,
+        batch_size=args.batch_size or bench.spec.default_batch_size, n_count=args.n_count,
+        n_partitions=args.n_partitions, partition_offset=args.partition_offset,
+        stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
+        timeout_s=args.timeout, trace=args.trace, round=args.round,
+    )
+    result = runner.run(config, args.out)
+    return 1 if args.check and not passed(result) else 0
+
+
+def passed(result: dict) -> bool:
+    acc = result.get("accuracy")
+    perf = result.get("performance")
+    return (acc is None or all(v["passed"] for v in acc["variants"].values())) and (
+        perf is None or perf["validity"] == "VALID")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    run_dir = args.run_dir
+    source = run_dir / "result.json"
+    if not source.is_file():
+        raise HarnessError(f"{run_dir} has no result.json; pass a run folder made by `harness run` or `harness merge`")
+    result = json.loads(source.read_text())
+    bench = registry.get(result["benchmark"])
+    data_dir = args.data or Path(result["settings"]["data_dir"])
+    acc_dir = run_dir / "accuracy"
+    accuracy = evaluate.accuracy(bench, acc_dir, data_dir, load_round(result["round"]), 0, result["samples"])
+    text = bench.accuracy.accuracy_text(accuracy["metrics"])
+    existing = acc_dir / "accuracy.txt"
+    if not existing.exists():
+        existing.write_text(text)
+    elif not existing.read_text().startswith(text):
+        print(f"note: {existing} differs from this re-score; it is kept as it is")
+    result["accuracy"] = accuracy
+    print(report.render(result))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness import partition
+
+    result = partition.merge(args.dirs, args.out, args.data)
+    runner.write_result(Path(result["run_dir"]), result, echo=True)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="harness", description="MLPerf Inference harness driven by the real LoadGen")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="benchmarks, their MLPerf names, scenarios and data status").set_defaults(fn=cmd_list)
+
+    demo = sub.add_parser("demo-data", help="write a benchmark's demo tier (tiny model + synthetic data)")
+    demo.add_argument("benchmark")
+    demo.add_argument("--out", type=Path, required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(fn=cmd_demo_data)
+
+    run = sub.add_parser("run", help="run LoadGen tests into a new run folder")
+    run.add_argument("benchmark")
+    run.add_argument("--scenario", default="Offline", help=f"one of {', '.join(SCENARIOS)}")
+    run.add_argument("--mode", default="accuracy", help=f"one of {', '.join(MODES)}")
+    run.add_argument("--n-count", type=int, help="use the first N samples of the dataset")
+    run.add_argument("--dtype", default="fp32", help=f"one of {', '.join(DTYPES)}")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run.add_argument("--n-devices", type=int, default=1, help="replicas behind one LoadGen (one per device)")
+    run.add_argument("--batch-size", type=int, help="largest batch a replica runs (default: the benchmark's)")
+    run.add_argument("--batch-wait-ms", type=float, help="Server: how long a partial batch waits to fill")
+    run.add_argument("--n-partitions", type=int, default=1, help="split an accuracy run into P slices")
+    run.add_argument("--partition-offset", type=int, default=0, help="first slice this command runs")
+    run.add_argument("--user-conf", type=Path, help="LoadGen user.conf (default: the benchmark's)")
+    run.add_argument("--data", type=Path, help="data folder (default: ./data/<id>, else the demo tier)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the demo tier when it is used")
+    run.add_argument("--out", type=Path, help="run folder to create (default: a new one under ./results)")
+    run.add_argument("--stall-timeout", type=float, help="end a run with no completed sample for this many s")
+    run.add_argument("--timeout", type=float, help="kill a LoadGen test running longer than this many s")
+    run.add_argument("--trace", action="store_true", help="also write LoadGen's (large) trace log")
+    run.add_argument("--round", default=DEFAULT_ROUND)
+    run.add_argument("--check", action="store_true", help="exit 1 when accuracy FAILs or performance is INVALID")
+    run.set_defaults(fn=cmd_run)
+
+    ev = sub.add_parser("evaluate", help="re-score a run folder's accuracy log")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--data", type=Path, help="data folder, if it moved since the run")
+    ev.set_defaults(fn=cmd_evaluate)
+
+    merge = sub.add_parser("merge", help="merge partitioned accuracy runs and score the whole")
+    merge.add_argument("dirs", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True)
+    merge.add_argument("--data", type=Path, help="data folder, if not where the partitions recorded it")
+    merge.set_defaults(fn=cmd_merge)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Where datasets, models, demo data and results live, and which tier a run uses.
+
+* Real data: ``--data DIR``, else ``$HARNESS_DATA/<id>`` (default ``./data/<id>``). It is real
+  when every path of the spec's ``real_data`` exists there.
+* Demo tier: with no real data, a run uses (and builds once, offline) the benchmark's demo data
+  under ``$HARNESS_CACHE/demo/<id>-seed<seed>`` (default ``~/.cache/mlperf-harness``). A demo
+  folder carries ``DEMO.json``; results produced on it are flagged demo and can never be packaged.
+* Results: ``--out DIR``, else a new folder under ``$HARNESS_RESULTS`` (default ``./results``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from harness.errors import DataError, HarnessError
+from harness.registry import Benchmark
+
+DEMO_MARKER = "DEMO.json"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("HARNESS_DATA", "data"))
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("HARNESS_RESULTS", "results"))
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "mlperf-harness"))
+
+
+def is_demo(folder: Path) -> bool:
+    return (folder / DEMO_MARKER).is_file()
+
+
+def missing_real(bench: Benchmark, folder: Path) -> list[str]:
+    return [p for p in bench.spec.real_data if not (folder / p).exists()]
+
+
+def build_demo(bench: Benchmark, out: Path, seed: int = 0) -> Path:
+    """Build the demo tier into ``out`` (which must not exist), atomically."""
+    if out.exists():
+        raise HarnessError(f"{out} already exists; nothing is overwritten. Choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        bench.demo.build(tmp, seed=seed)
+        marker = {"benchmark": bench.spec.id, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "note": "synthetic data and a random-weight model; not for MLPerf results"}
+        (tmp / DEMO_MARKER).write_text(json.dumps(marker, indent=2))
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, bool]:
+    """Return (data folder, is_demo) for a run."""
+    if data is not None:
+        if not data.is_dir():
+            raise DataError(f"--data {data} is not a folder")
+        if is_demo(data):
+            return data.resolve(), True
+        missing = missing_real(bench, data)
+        if missing:
+            raise DataError(f"--data {data} lacks {', '.join(missing)}: see benchmarks/{bench.spec.id}/README.md "
+                            f"for the layout, or omit --data to use the demo tier")
+        return data.resolve(), False
+    real = data_root() / bench.spec.id
+    if real.is_dir() and not missing_real(bench, real):
+        return real.resolve(), False
+    demo = cache_root() / "demo" / f"{bench.spec.id}-seed{seed}"
+    if not is_demo(demo):
+        print(f"building the {bench.spec.id} demo tier in {demo} (offline, once)", flush=True)
+        build_demo(bench, demo, seed)
+    return demo.resolve(), True
+
+
+def new_run_dir(out: Path | None, name: str) -> Path:
+    """A new, empty run folder; an existing ``--out`` is refused, never overwritten."""
+    if out is not None:
+        if out.exists():
+            raise HarnessError(f"run folder {out} already exists; nothing is overwritten. Choose a new --out")
+        out.mkdir(parents=True)
+        return out.resolve()
+    root = results_root()
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        candidate = root / f"{name}-{stamp}{'' if n == 1 else f'-{n}'}"
+        try:
+            candidate.mkdir()
+            return candidate.resolve()
+        except FileExistsError:
+            continue
+    raise HarnessError(f"could not create a new run folder under {root}")

@@ -1,0 +1,116 @@
+"""Turn a finished LoadGen test folder into numbers: accuracy against targets, performance validity."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from harness import logs
+from harness.errors import DataError
+from harness.registry import Benchmark
+from harness.rounds import Round
+
+SCENARIO_METRICS = {
+    "Offline": {"samples_per_second": "result_samples_per_second",
+                "tokens_per_second_inferred": "result_inferred_tokens_per_second",
+                "tokens_per_second": "result_tokens_per_second"},
+    "Server": {"completed_samples_per_second": "result_completed_samples_per_sec",
+               "scheduled_samples_per_second": "result_scheduled_samples_per_sec",
+               "tokens_per_second_inferred": "result_inferred_completed_tokens_per_second",
+               "tokens_per_second": "result_completed_tokens_per_second"},
+    "SingleStream": {"p90_latency_ns": "result_90.00_percentile_latency_ns",
+                     "early_stopping_p90_latency_ns": "early_stopping_latency_ss",
+                     "qps_with_loadgen_overhead": "result_qps_with_loadgen_overhead",
+                     "tokens_per_second_inferred": "result_inferred_tokens_per_second"},
+    "MultiStream": {"p99_latency_ns": "result_99.00_percentile_per_query_latency_ns",
+                    "early_stopping_p99_latency_ns": "early_stopping_latency_ms"},
+}
+LATENCY_KEYS = {"min": "result_min_latency_ns", "mean": "result_mean_latency_ns",
+                "p50": "result_50.00_percentile_latency_ns", "p90": "result_90.00_percentile_latency_ns",
+                "p95": "result_95.00_percentile_latency_ns", "p99": "result_99.00_percentile_latency_ns",
+                "p99.9": "result_99.90_percentile_latency_ns", "max": "result_max_latency_ns"}
+CHECKS = {"result_min_duration_met": "min duration not met",
+          "result_min_queries_met": "min query count not met",
+          "early_stopping_met": "early stopping criterion not met",
+          "result_perf_constraints_met": "latency constraint not met"}
+
+
+def sut_stats(log_dir: Path) -> dict[str, Any]:
+    path = log_dir / "sut_stats.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def sut_problems(stats: dict[str, Any]) -> list[str]:
+    problems = []
+    if stats.get("stalled"):
+        problems.append(stats["stalled"])
+    if stats.get("failed"):
+        first = (stats.get("errors") or ["no error text"])[0].splitlines()[0]
+        problems.append(f"{stats['failed']} of {stats.get('issued', '?')} samples failed in the SUT "
+                        f"(first error: {first})")
+    return problems
+
+
+def loadgen_problems(detail: logs.Detail, rnd: Round) -> list[str]:
+    problems = [f"LoadGen error: {e}" for e in detail.errors]
+    for key, expected in rnd.seeds.items():
+        found = detail.get(f"effective_{key}")
+        if found is not None and int(found) != expected:
+            problems.append(f"{key} is {found}, round {rnd.name} needs {expected}: wrong LoadGen build")
+    return problems
+
+
+def performance(log_dir: Path, scenario: str, rnd: Round) -> dict[str, Any]:
+    detail = logs.read_detail(log_dir / logs.DETAIL)
+    reasons = [text for key, text in CHECKS.items() if detail.get(key) is False]
+    if detail.get("result_invalid_reason"):
+        reasons.append(f"LoadGen: {str(detail.get('result_invalid_reason')).strip()}")
+    reasons += loadgen_problems(detail, rnd) + sut_problems(sut_stats(log_dir))
+    loadgen_validity = detail.get("result_validity", "INVALID")
+    metrics = {name: detail.get(key) for name, key in SCENARIO_METRICS[scenario].items() if detail.get(key) is not None}
+    return {
+        "validity": "VALID" if loadgen_validity == "VALID" and not reasons else "INVALID",
+        "loadgen_validity": loadgen_validity,
+        "reasons": reasons,
+        "metrics": metrics,
+        "latency_ns": {name: detail.get(key) for name, key in LATENCY_KEYS.items() if detail.get(key) is not None},
+        "query_count": detail.get("result_query_count"),
+        "min_duration_ms": detail.get("effective_min_duration_ms"),
+        "loadgen_version": detail.get("loadgen_version"),
+    }
+
+
+def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round) -> dict[str, Any]:
+    """Score decoded outputs (dataset index -> payload) and check every accuracy variant's targets."""
+    metrics = bench.accuracy.score(outputs, data_dir)
+    n = len(outputs)
+    variants = {}
+    for name in bench.spec.mlperf_names:
+        checks = []
+        for target in rnd.targets(name):
+            if target.metric not in metrics:
+                raise DataError(f"the {bench.spec.id} scorer returned no {target.metric!r}, which round "
+                                f"{rnd.name} requires for {name}")
+            checks.append(target.check(float(metrics[target.metric]), n, bench.spec.dataset_size))
+        variants[name] = {"passed": all(c.passed for c in checks), "checks": [dataclasses.asdict(c) for c in checks]}
+    return {"samples": n, "full_dataset": n == bench.spec.dataset_size, "metrics": metrics, "variants": variants}
+
+
+def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start: int, expected: int) -> dict[str, Any]:
+    """Score ``log_dir``'s accuracy log; LoadGen index i is dataset index ``start + i``.
+
+    The caller writes ``accuracy.txt`` from ``bench.accuracy.accuracy_text(result["metrics"])``.
+    """
+    records = logs.read_accuracy(log_dir / logs.ACCURACY)
+    local = logs.decode_outputs(records, bench.spec.payload_dtype, expected, log_dir / logs.ACCURACY)
+    if len(local) != expected:
+        missing = sorted(set(range(expected)) - set(local))
+        raise DataError(f"{log_dir / logs.ACCURACY} covers {len(local)} of {expected} samples; missing "
+                        f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    outputs = {start + i: payload for i, payload in local.items()}
+    result = score(bench, outputs, data_dir, rnd)
+    detail = logs.read_detail(log_dir / logs.DETAIL)
+    result["problems"] = loadgen_problems(detail, rnd) + sut_problems(sut_stats(log_dir))
+    return result

@@ -1,0 +1,107 @@
+"""Merge the accuracy logs of a partitioned evaluation and score the whole.
+
+An evaluation aid, not a submission flow: MLPerf accuracy logs for a submission come from ONE
+LoadGen over the whole dataset. Partitions (``--n-partitions P --partition-offset O``) split the
+first N samples into P contiguous slices; each slice ran as its own accuracy test, possibly on
+other devices or nodes. Merging refuses to score unless every sample appears exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from harness import datadir, evaluate, logs, registry
+from harness.errors import DataError, HarnessError
+from harness.rounds import load_round
+
+META = "partition.json"
+SAME = ("benchmark", "round", "n_partitions", "n_samples", "payload_dtype", "demo")
+
+
+def find_partitions(dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for d in dirs:
+        if not d.is_dir():
+            raise HarnessError(f"{d} is not a folder; pass run folders of partitioned accuracy runs")
+        metas = [d / META] if (d / META).is_file() else sorted(d.glob(f"*/{META}"))
+        if not metas:
+            raise HarnessError(f"{d} holds no partition ({META}); pass run folders made with --n-partitions")
+        found += [(m.parent, json.loads(m.read_text())) for m in metas]
+    return found
+
+
+def _shown(items: list[int]) -> str:
+    return ", ".join(map(str, items[:20])) + (f" ... ({len(items)} in all)" if len(items) > 20 else "")
+
+
+def check_partitions(parts: list[tuple[Path, dict[str, Any]]]) -> None:
+    first = parts[0][1]
+    for folder, meta in parts[1:]:
+        differ = [k for k in SAME if meta.get(k) != first.get(k)]
+        if differ:
+            raise HarnessError(f"{folder} does not belong with {parts[0][0]}: they differ in {', '.join(differ)}")
+    seen = Counter(meta["partition"] for _, meta in parts)
+    dupes = sorted(p for p, n in seen.items() if n > 1)
+    if dupes:
+        folders = [str(f) for f, m in parts if m["partition"] in dupes]
+        raise HarnessError(f"partition(s) {_shown(dupes)} given more than once: {', '.join(folders)}")
+    missing = sorted(set(range(first["n_partitions"])) - set(seen))
+    if missing:
+        raise HarnessError(f"partition(s) {_shown(missing)} of {first['n_partitions']} missing; run them with "
+                           f"--n-partitions {first['n_partitions']} --partition-offset <p> and pass their folders")
+
+
+def merged_outputs(parts: list[tuple[Path, dict[str, Any]]]) -> tuple[list[logs.AccuracyRecord], dict]:
+    """Accuracy records in dataset indices; raises naming missing or duplicated samples."""
+    records: list[logs.AccuracyRecord] = []
+    for folder, meta in sorted(parts, key=lambda fm: fm[1]["partition"]):
+        size = meta["stop"] - meta["start"]
+        local = logs.read_accuracy(folder / logs.ACCURACY)
+        outside = sorted({r.qsl_idx for r in local if not 0 <= r.qsl_idx < size})
+        if outside:
+            raise DataError(f"{folder / logs.ACCURACY} has sample indices {_shown(outside)} outside its "
+                            f"partition of {size} samples")
+        records += [logs.AccuracyRecord(meta["start"] + r.qsl_idx, r.data) for r in local]
+    n = parts[0][1]["n_samples"]
+    counts = Counter(r.qsl_idx for r in records)
+    missing = sorted(set(range(n)) - set(counts))
+    duplicated = sorted(i for i, c in counts.items() if c > 1)
+    problems = []
+    if missing:
+        problems.append(f"samples missing: {_shown(missing)}")
+    if duplicated:
+        problems.append(f"samples duplicated: {_shown(duplicated)}")
+    if problems:
+        raise DataError(f"refusing to score {n} samples: " + "; ".join(problems))
+    return records, parts[0][1]
+
+
+def merge(dirs: list[Path], out: Path, data: Path | None = None) -> dict[str, Any]:
+    parts = find_partitions(dirs)
+    check_partitions(parts)
+    records, meta = merged_outputs(parts)
+    bench = registry.get(meta["benchmark"])
+    data_dir = data or Path(meta["data_dir"])
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} recorded by the partitions is not here; pass --data DIR")
+    run_dir = datadir.new_run_dir(out, "merge")
+    acc_dir = run_dir / "accuracy"
+    acc_dir.mkdir()
+    entries = [{"seq_id": n, "qsl_idx": r.qsl_idx, "data": r.data.hex().upper()} for n, r in enumerate(records)]
+    (acc_dir / logs.ACCURACY).write_text(json.dumps(entries, indent=0))
+    rnd = load_round(meta["round"])
+    outputs = logs.decode_outputs(records, meta["payload_dtype"], meta["n_samples"], acc_dir / logs.ACCURACY)
+    accuracy = evaluate.score(bench, outputs, data_dir, rnd)
+    accuracy["problems"] = [f"{folder.name}: {p}" for folder, _ in parts
+                            for p in evaluate.sut_problems(evaluate.sut_stats(folder))]
+    (acc_dir / "accuracy.txt").write_text(bench.accuracy.accuracy_text(accuracy["metrics"]))
+    settings = json.loads((parts[0][0].parent / "run.json").read_text())
+    return {
+        "benchmark": bench.spec.id, "mlperf_names": list(bench.spec.mlperf_names), "round": rnd.name,
+        "demo": meta["demo"], "run_dir": str(run_dir), "samples": meta["n_samples"], "settings": settings,
+        "evaluation_aid": f"merged {len(parts)} partitions; not a submission run",
+        "merged_from": [str(folder) for folder, _ in parts], "accuracy": accuracy,
+    }

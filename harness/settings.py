@@ -1,0 +1,143 @@
+"""Run settings, validated in one place, and the ONE conversion to ``lg.TestSettings``.
+
+Precedence for LoadGen values: LoadGen's embedded mlperf.conf < the user.conf in use (the
+benchmark's own ``user.conf`` unless ``--user-conf`` names another) < scenario and mode set
+from the command line. ``FromConfig`` runs exactly once per process: LoadGen applies its
+embedded mlperf.conf only on the first call, and a second call logs an ERROR that invalidates
+the run, so every LoadGen test runs in its own process (see ``harness.runner``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import InvalidSettings
+from harness.spec import DTYPES, MODES, SCENARIOS, BenchmarkSpec
+from harness.util import suggest
+
+_DEVICE = re.compile(r"^(cpu|cuda)(:(\d+))?$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, resolved. Written to ``run.json`` and read back by each test process."""
+
+    benchmark: str
+    scenario: str
+    mode: str
+    data_dir: str
+    demo: bool
+    user_conf: str
+    dtype: str = "fp32"
+    device: str = "cpu"
+    n_devices: int = 1
+    batch_size: int = 1
+    n_count: int | None = None
+    n_partitions: int = 1
+    partition_offset: int = 0
+    stall_timeout_s: float = 600.0
+    batch_wait_ms: float | None = None
+    timeout_s: float | None = None
+    trace: bool = False
+    round: str = "v4.1"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls(**json.loads(text))
+
+    @property
+    def partitioned(self) -> bool:
+        return self.n_partitions > 1
+
+
+def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
+    """Raise InvalidSettings listing every problem with the requested run."""
+    problems = []
+    if config.scenario not in spec.scenarios:
+        problems.append(f"scenario {config.scenario!r} is not one of {spec.id}'s scenarios "
+                        f"({', '.join(spec.scenarios)}){suggest(config.scenario, SCENARIOS)}")
+    if config.mode not in MODES:
+        problems.append(f"mode {config.mode!r} is unknown; use one of {', '.join(MODES)}{suggest(config.mode, MODES)}")
+    if config.dtype not in DTYPES:
+        problems.append(f"dtype {config.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
+    if not _DEVICE.match(config.device):
+        problems.append(f"device {config.device!r} is unknown; use cpu, cuda or cuda:N")
+    for name in ("n_devices", "batch_size", "n_partitions"):
+        if getattr(config, name) < 1:
+            problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.n_count is not None and config.n_count < 1:
+        problems.append(f"--n-count must be at least 1, got {config.n_count}")
+    if not 0 <= config.partition_offset < config.n_partitions:
+        problems.append(f"--partition-offset {config.partition_offset} must be in [0, {config.n_partitions}) "
+                        f"for --n-partitions {config.n_partitions}")
+    if config.partitioned and config.mode != "accuracy":
+        problems.append("partitioned runs are accuracy-only evaluation aids; use --mode accuracy")
+    if config.stall_timeout_s <= 0:
+        problems.append("--stall-timeout must be positive")
+    if not Path(config.user_conf).is_file():
+        problems.append(f"user.conf {config.user_conf} does not exist; pass an existing file to --user-conf")
+    if problems:
+        raise InvalidSettings("invalid run settings:\n  - " + "\n  - ".join(problems))
+
+
+def check_sample_count(config: RunConfig, available: int) -> int:
+    """Return the number of samples the run uses (the first N of the dataset)."""
+    if config.n_count is None:
+        return available
+    if config.n_count > available:
+        raise InvalidSettings(f"--n-count {config.n_count} is above the dataset size {available} "
+                              f"in {config.data_dir}; use at most {available}")
+    return config.n_count
+
+
+def devices(config: RunConfig) -> list[str]:
+    """``cuda`` with 2 devices -> cuda:0, cuda:1; ``cuda:2`` -> cuda:2, cuda:3; cpu replicas stay cpu."""
+    match = _DEVICE.match(config.device)
+    assert match, config.device
+    kind, first = match.group(1), int(match.group(3) or 0)
+    if kind == "cpu":
+        return ["cpu"] * config.n_devices
+    import torch
+
+    available = torch.cuda.device_count()
+    wanted = [f"cuda:{first + i}" for i in range(config.n_devices)]
+    if first + config.n_devices > available:
+        raise InvalidSettings(f"--device {config.device} --n-devices {config.n_devices} needs "
+                              f"{', '.join(wanted)} but {available} CUDA device(s) are visible; "
+                              f"use --device cpu or fewer devices")
+    return wanted
+
+
+def test_settings(spec: BenchmarkSpec, scenario: str, test_mode: str, user_conf: Path):
+    """Build lg.TestSettings: embedded mlperf.conf + user.conf via ONE FromConfig, then scenario/mode."""
+    import mlperf_loadgen as lg
+
+    settings = lg.TestSettings()
+    status = settings.FromConfig(str(user_conf), spec.conf_key, scenario)
+    if status != 0:
+        raise InvalidSettings(f"LoadGen could not read {user_conf} (status {status}): each line must be "
+                              f"'model.scenario.key = number', and comments need '# ' with a space")
+    settings.scenario = getattr(lg.TestScenario, scenario)
+    settings.mode = {"accuracy": lg.TestMode.AccuracyOnly, "performance": lg.TestMode.PerformanceOnly}[test_mode]
+    return settings
+
+
+def log_settings(outdir: Path, trace: bool):
+    """Default log names (the checker looks for them); trace off unless asked for (it grows to GBs)."""
+    import mlperf_loadgen as lg
+
+    if not outdir.is_dir():  # LoadGen does not create it, and aborts at exit when it is missing
+        raise InvalidSettings(f"log folder {outdir} does not exist")
+    out = lg.LogOutputSettings()
+    out.outdir = str(outdir)
+    settings = lg.LogSettings()
+    settings.log_output = out
+    settings.enable_trace = trace
+    return settings

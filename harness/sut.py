@@ -1,0 +1,268 @@
+"""SUT machinery between LoadGen and a model backend.
+
+Contract with LoadGen (see DESIGN.md, "Core contracts"):
+
+* ``IssueQuery`` only enqueues and returns. Worker threads, one per replica (device), take
+  batches from ONE shared queue: Offline takes what is there up to ``max_batch`` (the single
+  Offline query is sorted by sample length first, so batches pad little); Server waits at most
+  ``max_wait_s`` for a batch to fill (dynamic batching under a latency budget).
+* Every callback catches everything: an exception escaping into LoadGen kills the process.
+* Every issued sample is completed exactly once. A sample whose batch failed is completed with
+  an empty payload and counted; the run is then reported INVALID with the error.
+* A watchdog ends a stalled run: when samples are outstanding and none completed for
+  ``stall_timeout_s``, it completes them empty, records why, and fails every later query at once,
+  so LoadGen finishes instead of hanging forever.
+* Buffers handed to ``QuerySamplesComplete`` stay alive until it returns (LoadGen copies them then).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Backend(Protocol):
+    def predict(self, samples: list[Any]) -> list[np.ndarray]:
+        """Run one batch; return one payload array per sample, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch: int
+    max_wait_s: float = 0.0
+    """How long a worker holding a partial batch waits for more samples (Server)."""
+    sort_by_length: bool = False
+    """Sort each issued query by descending sample length (Offline: one query holds everything)."""
+
+
+@dataclass
+class SutStats:
+    issued: int = 0
+    completed: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    """The first distinct error messages (at most ``MAX_ERRORS``)."""
+    failed_indices: list[int] = field(default_factory=list)
+    stalled: str | None = None
+
+    MAX_ERRORS = 10
+
+    def add_error(self, message: str) -> None:
+        if message not in self.errors and len(self.errors) < self.MAX_ERRORS:
+            self.errors.append(message)
+
+
+class SUT:
+    """A LoadGen SUT over one or more backend replicas sharing one queue."""
+
+    def __init__(self, get_sample: Callable[[int], Any], replicas: Sequence[Backend], policy: BatchPolicy,
+                 payload_dtype: str, stall_timeout_s: float,
+                 sample_length: Callable[[int], int] | None = None) -> None:
+        if not replicas:
+            raise ValueError("at least one backend replica is needed")
+        self._get_sample = get_sample
+        self._replicas = list(replicas)
+        self._policy = policy
+        self._dtype = np.dtype(payload_dtype)
+        self._stall_timeout_s = stall_timeout_s
+        self._sample_length = sample_length
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[int, int]] = deque()
+        self._pending: dict[int, int] = {}  # response id -> sample index, for samples not yet completed
+        self._flushed = False
+        self._stopping = False
+        self._aborted: str | None = None
+        self._last_progress = time.monotonic()
+        self._threads: list[threading.Thread] = []
+        self.stats = SutStats()
+        self.handle: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> int:
+        import mlperf_loadgen as lg
+
+        self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
+                         for i, r in enumerate(self._replicas)]
+        self._threads.append(threading.Thread(target=self._watch, name="sut-watchdog", daemon=True))
+        for t in self._threads:
+            t.start()
+        self.handle = lg.ConstructSUT(self._issue, self._flush)
+        return self.handle
+
+    def stop(self, join_timeout_s: float = 5.0) -> None:
+        import mlperf_loadgen as lg
+
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=join_timeout_s)  # a replica stuck in a model call is abandoned (daemon)
+        if self.handle is not None:
+            lg.DestroySUT(self.handle)
+            self.handle = None
+
+    # -- LoadGen callbacks (must never raise) ----------------------------------------------
+    def _issue(self, query_samples: list) -> None:
+        items: list[tuple[int, int]] = []
+        try:
+            items = [(q.id, q.index) for q in query_samples]
+            if self._policy.sort_by_length and self._sample_length is not None and len(items) > 1:
+                items.sort(key=lambda item: -self._sample_length(item[1]))
+            with self._cond:
+                self.stats.issued += len(items)
+                if not self._pending:
+                    self._last_progress = time.monotonic()
+                self._pending.update(items)
+                if self._aborted is None:
+                    self._queue.extend(items)
+                    self._flushed = False
+                    self._cond.notify_all()
+                    return
+            self._fail(items, self._aborted)
+        except BaseException as exc:  # noqa: BLE001 - LoadGen must never see an exception
+            self._fail(items, f"IssueQuery failed: {exc!r}")
+
+    def _flush(self) -> None:
+        try:
+            with self._cond:
+                self._flushed = True
+                self._cond.notify_all()
+        except BaseException:  # noqa: BLE001
+            pass
+
+    # -- workers ---------------------------------------------------------------------------
+    def _next_batch(self) -> list[tuple[int, int]] | None:
+        policy = self._policy
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            batch = [self._queue.popleft() for _ in range(min(policy.max_batch, len(self._queue)))]
+            deadline = time.monotonic() + policy.max_wait_s
+            while len(batch) < policy.max_batch and not self._flushed and not self._stopping:
+                if self._queue:
+                    batch.append(self._queue.popleft())
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return batch
+
+    def _work(self, backend: Backend) -> None:
+        while (batch := self._next_batch()) is not None:
+            outputs: list[np.ndarray] | None = None
+            try:
+                outputs = backend.predict([self._get_sample(index) for _, index in batch])
+                if len(outputs) != len(batch):
+                    raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch)} samples")
+            except Exception as exc:  # noqa: BLE001 - a failed batch must still be completed
+                message = f"{type(exc).__name__}: {exc}"
+                with self._cond:
+                    self.stats.add_error(message + "\n" + traceback.format_exc(limit=3))
+                self._fail(batch, None)
+                continue
+            self._complete(batch, outputs)
+
+    # -- completion ------------------------------------------------------------------------
+    def _claim(self, batch: Sequence[tuple[int, int]]) -> list[int]:
+        """Positions in ``batch`` still pending; claims them so nobody completes them twice."""
+        with self._cond:
+            self._last_progress = time.monotonic()
+            return [i for i, (rid, _) in enumerate(batch) if self._pending.pop(rid, None) is not None]
+
+    def _complete(self, batch: Sequence[tuple[int, int]], outputs: Sequence[np.ndarray]) -> None:
+        import mlperf_loadgen as lg
+
+        try:
+            keep = self._claim(batch)
+            arrays = [np.ascontiguousarray(outputs[i], dtype=self._dtype).reshape(-1) for i in keep]
+            responses = [lg.QuerySampleResponse(batch[i][0], a.ctypes.data, a.nbytes, a.size)
+                         for i, a in zip(keep, arrays)]
+            lg.QuerySamplesComplete(responses)  # copies the bytes before returning; `arrays` is alive
+            with self._cond:
+                self.stats.completed += len(responses)
+        except BaseException as exc:  # noqa: BLE001
+            with self._cond:
+                self.stats.add_error(f"completing a batch failed: {exc!r}")
+
+    def _fail(self, batch: Sequence[tuple[int, int]], reason: str | None) -> None:
+        """Complete the still-pending samples of ``batch`` with empty payloads and count them."""
+        import mlperf_loadgen as lg
+
+        try:
+            keep = self._claim(batch)
+            with self._cond:
+                if reason:
+                    self.stats.add_error(reason)
+                self.stats.failed += len(keep)
+                room = 100 - len(self.stats.failed_indices)
+                self.stats.failed_indices.extend(batch[i][1] for i in keep[:max(room, 0)])
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(batch[i][0], 0, 0, 0) for i in keep])
+        except BaseException:  # noqa: BLE001
+            pass
+
+    # -- watchdog --------------------------------------------------------------------------
+    def _watch(self) -> None:
+        tick = min(1.0, self._stall_timeout_s / 10)
+        while True:
+            time.sleep(tick)
+            with self._cond:
+                if self._stopping:
+                    return
+                idle = time.monotonic() - self._last_progress
+                if not self._pending or idle < self._stall_timeout_s or self._aborted:
+                    continue
+                outstanding = list(self._pending.items())
+                shown = ", ".join(str(index) for _, index in outstanding[:10])
+                self._aborted = (f"watchdog: no sample completed for {idle:.0f} s (limit {self._stall_timeout_s:g} s); "
+                                 f"ended the run with {len(outstanding)} samples outstanding (sample indices "
+                                 f"{shown}{', ...' if len(outstanding) > 10 else ''}). Raise --stall-timeout if the "
+                                 f"model is just slow")
+                self.stats.stalled = self._aborted
+                self._queue.clear()
+            self._fail(outstanding, self._aborted)
+
+
+class QSL:
+    """LoadGen QSL over a sample set; load/unload are forwarded and never raise into LoadGen."""
+
+    def __init__(self, total: int, performance_count: int, load: Callable[[list[int]], None],
+                 unload: Callable[[list[int]], None], errors: SutStats) -> None:
+        self._load, self._unload, self._errors = load, unload, errors
+        self.total, self.performance_count = total, performance_count
+        self.handle: int | None = None
+
+    def start(self) -> int:
+        import mlperf_loadgen as lg
+
+        self.handle = lg.ConstructQSL(self.total, self.performance_count, self._on_load, self._on_unload)
+        return self.handle
+
+    def stop(self) -> None:
+        import mlperf_loadgen as lg
+
+        if self.handle is not None:
+            lg.DestroyQSL(self.handle)
+            self.handle = None
+
+    def _on_load(self, indices: list[int]) -> None:
+        try:
+            self._load(list(indices))
+        except BaseException as exc:  # noqa: BLE001 - its samples will fail in the SUT and be counted
+            self._errors.add_error(f"loading samples failed: {exc!r}")
+
+    def _on_unload(self, indices: list[int]) -> None:
+        try:
+            self._unload(list(indices))
+        except BaseException as exc:  # noqa: BLE001
+            self._errors.add_error(f"unloading samples failed: {exc!r}")

@@ -1,0 +1,87 @@
+"""One LoadGen test in this process: ``python -m harness.worker RUN_DIR JOB_JSON``.
+
+Runs in the job's log folder (a fresh folder, so no stray ``audit.config`` is picked up),
+calls ``FromConfig`` exactly once, runs the test, writes ``sut_stats.json`` and exits
+without waiting for a replica that may be stuck in a model call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness import registry, settings
+from harness.jobs import Job
+from harness.sut import QSL, SUT, BatchPolicy
+
+
+def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
+    if config.scenario == "Offline":
+        return BatchPolicy(config.batch_size, 0.0, sort_by_length=True)
+    if config.scenario == "Server":
+        # wait for a batch to fill at most 5% of the latency bound, unless told otherwise
+        wait_ms = config.batch_wait_ms
+        if wait_ms is None:
+            wait_ms = lg_settings.server_target_latency_ns / 1e6 * 0.05
+        return BatchPolicy(config.batch_size, wait_ms / 1000)
+    return BatchPolicy(config.batch_size, 0.0)
+
+
+def run(run_dir: Path, job: Job) -> None:
+    import mlperf_loadgen as lg
+
+    config = settings.RunConfig.from_json((run_dir / "run.json").read_text())
+    bench = registry.get(config.benchmark)
+    spec = bench.spec
+    log_dir = Path(job.log_dir)
+    os.chdir(log_dir)
+    if Path("audit.config").exists():
+        raise SystemExit(f"refusing to run: {log_dir}/audit.config exists and would turn this run into a "
+                         f"compliance test")
+    data_dir = Path(config.data_dir)
+    dataset = bench.dataset.load(data_dir)
+    start, count = job.start, job.stop - job.start
+    replicas = [bench.backend.load(data_dir, device, config.dtype) for device in job.devices]
+    for replica in replicas:
+        if hasattr(replica, "warmup"):
+            replica.warmup(dataset[start])  # untimed: LoadGen has no warm-up hook
+    lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf))
+    sample_length = getattr(dataset, "sample_length", None)
+    sut = SUT(lambda i: dataset[start + i], replicas, batch_policy(config, lg_settings), spec.payload_dtype,
+              config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None)
+    load = getattr(dataset, "load_samples", lambda indices: None)
+    unload = getattr(dataset, "unload_samples", lambda indices: None)
+    qsl = QSL(count, min(spec.performance_count, count), lambda ix: load([start + i for i in ix]),
+              lambda ix: unload([start + i for i in ix]), sut.stats)
+    began = time.monotonic()
+    lg.StartTestWithLogSettings(sut.start(), qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
+    elapsed = time.monotonic() - began
+    sut.stop()
+    qsl.stop()
+    stats = dataclasses.asdict(sut.stats) | {"wall_s": round(elapsed, 3), "devices": job.devices}
+    Path("sut_stats.json").write_text(json.dumps(stats, indent=2))
+
+
+def main() -> None:
+    run_dir, job = Path(sys.argv[1]), Job.from_json(sys.argv[2])
+    try:
+        run(run_dir, job)
+    except Exception as exc:
+        from harness.errors import HarnessError
+
+        if not isinstance(exc, HarnessError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.stdout.flush()
+        os._exit(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # do not wait for a replica abandoned by the watchdog
+
+
+if __name__ == "__main__":
+    main()
