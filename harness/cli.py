@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or bench.spec.default_batch_size, n_count=args.n_count,
         n_partitions=args.n_partitions, partition_offset=args.partition_offset,
         stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
-        timeout_s=args.timeout, trace=args.trace, round=args.round,
+        timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,
     )
     result = runner.run(config, args.out)
     return 1 if args.check and not passed(result) else 0
@@ -128,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--stall-timeout", type=float, help="end a run with no completed sample for this many s")
     run.add_argument("--timeout", type=float, help="kill a LoadGen test running longer than this many s")
     run.add_argument("--trace", action="store_true", help="also write LoadGen's (large) trace log")
+    run.add_argument("--null-backend", action="store_true",
+                     help="answer every sample at once with an empty payload (harness overhead, smoke tests)")
     run.add_argument("--round", default=DEFAULT_ROUND)
     run.add_argument("--check", action="store_true", help="exit 1 when accuracy FAILs or performance is INVALID")
     run.set_defaults(fn=cmd_run)

@@ -53,6 +53,8 @@ def render(result: dict[str, Any]) -> str:
     parts = [head, f"run folder: {result['run_dir']}"]
     if result.get("demo"):
         parts.insert(0, DEMO_BANNER)
+    if s.get("null_backend"):
+        parts.append("NULL BACKEND: no model ran; every response is empty (harness overhead measurement)")
     if result.get("evaluation_aid"):
         parts.append(f"EVALUATION AID, not a submission run: {result['evaluation_aid']}")
     if result.get("accuracy"):

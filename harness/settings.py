@@ -43,6 +43,8 @@ class RunConfig:
     batch_wait_ms: float | None = None
     timeout_s: float | None = None
     trace: bool = False
+    null_backend: bool = False
+    """Replace the model with ``NullBackend``: a harness-overhead and smoke-test mode."""
     round: str = "v4.1"
 
     def to_json(self) -> str:

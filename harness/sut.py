@@ -34,6 +34,16 @@ class Backend(Protocol):
         ...
 
 
+class NullBackend:
+    """Answers every sample at once with an empty payload: measures the harness, not a model."""
+
+    def predict(self, samples: list[Any]) -> list[np.ndarray]:
+        return [_EMPTY] * len(samples)
+
+
+_EMPTY = np.zeros(0, dtype=np.uint8)
+
+
 @dataclass(frozen=True)
 class BatchPolicy:
     max_batch: int

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import registry, settings
 from harness.jobs import Job
-from harness.sut import QSL, SUT, BatchPolicy
+from harness.sut import QSL, SUT, BatchPolicy, NullBackend
 
 
 def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
@@ -45,7 +45,10 @@ def run(run_dir: Path, job: Job) -> None:
     data_dir = Path(config.data_dir)
     dataset = bench.dataset.load(data_dir)
     start, count = job.start, job.stop - job.start
-    replicas = [bench.backend.load(data_dir, device, config.dtype) for device in job.devices]
+    if config.null_backend:
+        replicas = [NullBackend() for _ in job.devices]
+    else:
+        replicas = [bench.backend.load(data_dir, device, config.dtype) for device in job.devices]
     for replica in replicas:
         if hasattr(replica, "warmup"):
             replica.warmup(dataset[start])  # untimed: LoadGen has no warm-up hook

@@ -1,0 +1,120 @@
+"""GPT-J data pipeline, generation and scoring on the demo tier."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.gptj import accuracy, backend, dataset, demo
+from harness.errors import DataError
+from harness.metrics.rouge import postprocess
+
+
+@pytest.fixture(scope="module")
+def data(demo_data):
+    return demo_data("gptj")
+
+
+def test_demo_is_deterministic_and_realistic(data, tmp_path):
+    records = json.loads((data / "cnn_eval.json").read_text(encoding="utf-8"))
+    assert records == demo.synthetic_records(64, seed=0)
+    assert records != demo.synthetic_records(64, seed=1)
+    assert all(set(r) == {"instruction", "input", "output"} for r in records)
+    assert all(r["instruction"] == "Summarize the following news article:" for r in records)
+    assert any(not r["input"].isascii() for r in records)
+    config = json.loads((data / "model" / "config.json").read_text())
+    assert config["architectures"] == ["GPTJForCausalLM"] and config["model_type"] == "gptj"
+    tok = dataset.load_tokenizer(data)
+    assert tok.eos_token == tok.pad_token == tok.bos_token == "<|endoftext|>"
+    assert tok.padding_side == "left"
+
+
+def test_prompt_and_truncation(data):
+    ds = dataset.load(data)
+    tok = dataset.load_tokenizer(data)
+    first = tok.decode(ds[0].tolist())
+    assert first.startswith("Below is an instruction that describes a task, paired with an input")
+    assert "### Instruction:\nSummarize the following news article:\n\n### Input:\n" in first
+    assert first.endswith("\n\n### Response:")
+    lengths = [ds.sample_length(i) for i in range(len(ds))]
+    assert max(lengths) == dataset.MAX_INPUT_TOKENS  # long articles hit the 1919-token limit ...
+    long = lengths.index(dataset.MAX_INPUT_TOKENS)
+    # ... and are cut on the right, as the reference tokenizer does: the prompt head survives
+    assert tok.decode(ds[long].tolist()).startswith("Below is an instruction")
+    assert ds[0].dtype == np.int64
+
+
+def test_batched_generation_equals_batch_one(data):
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    samples = [ds[i] for i in (0, 1, 2)]
+    batched = model.predict(samples)
+    for sample, out in zip(samples, batched):
+        single = model.predict([sample])[0]
+        assert np.array_equal(out, single)
+        assert 30 <= len(out) <= 128
+        assert np.count_nonzero(out == model.eos) <= 1 and (model.eos not in out[:-1])
+
+
+def score_texts(data, predictions: dict[int, str]):
+    tok = dataset.load_tokenizer(data)
+    outputs = {i: np.asarray(tok(text)["input_ids"], dtype=np.int64) for i, text in predictions.items()}
+    return accuracy.score(outputs, data)
+
+
+def test_score_against_hand_computed_values(data):
+    records = dataset.read_records(data)
+    perfect = score_texts(data, {i: records[i]["output"] for i in range(4)})
+    assert {k: perfect[k] for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")} == dict.fromkeys(
+        ("rouge1", "rouge2", "rougeL", "rougeLsum"), 100.0)
+    assert perfect["gen_len"] == sum(len(postprocess(records[i]["output"])) for i in range(4))
+    assert perfect["gen_num"] == 4
+    # one perfect prediction and one empty one: ROUGE is the per-sample mean, GEN_LEN a character total
+    half = score_texts(data, {0: records[0]["output"], 1: ""})
+    assert half["rouge1"] == 50.0 and half["gen_len"] == len(postprocess(records[0]["output"]))
+    text = accuracy.accuracy_text(half)
+    assert "'rouge1': 50.0, 'rouge2': 50.0, 'rougeL': 50.0" in text and "np." not in text
+
+
+def test_eos_is_skipped_when_decoding(data):
+    tok = dataset.load_tokenizer(data)
+    records = dataset.read_records(data)
+    ids = tok(records[0]["output"])["input_ids"] + [tok.eos_token_id]
+    result = accuracy.score({0: np.asarray(ids, dtype=np.int64)}, data)
+    assert result["rouge1"] == 100.0
+
+
+def copy_data(data, tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(data, target)
+    return target
+
+
+def test_bad_dataset_files_are_named(data, tmp_path):
+    broken = copy_data(data, tmp_path)
+    (broken / "cnn_eval.json").write_text("[{\"instruction\": ")
+    with pytest.raises(DataError, match=r"cnn_eval.json is not valid UTF-8 JSON"):
+        dataset.load(broken)
+    (broken / "cnn_eval.json").write_text(json.dumps([{"instruction": "x", "input": "y"}]))
+    with pytest.raises(DataError, match="record 0 must have string fields instruction, input, output"):
+        dataset.load(broken)
+    (broken / "cnn_eval.json").unlink()
+    with pytest.raises(DataError, match="cnn_eval.json is missing"):
+        dataset.load(broken)
+
+
+def test_bad_checkpoints_are_named(data, tmp_path):
+    broken = copy_data(data, tmp_path)
+    (broken / "model" / "tokenizer.json").unlink()
+    with pytest.raises(DataError, match="has no tokenizer"):
+        dataset.load_tokenizer(broken)
+    config = json.loads((broken / "model" / "config.json").read_text())
+    (broken / "model" / "config.json").write_text(json.dumps(config | {"model_type": "llama"}))
+    with pytest.raises(DataError, match="describes a 'llama' model, not GPT-J"):
+        backend.check_checkpoint(broken / "model")
+    shutil.rmtree(broken / "model")
+    with pytest.raises(DataError, match="holds no GPT-J checkpoint"):
+        backend.check_checkpoint(broken / "model")

@@ -1,0 +1,68 @@
+"""Contract tests generated for every discovered benchmark: a new benchmark folder gets them free."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness import cli, evaluate, registry
+from harness.rounds import load_round
+
+BENCHMARKS = sorted(registry.discover())
+SMOKE_CONF = """\
+*.Offline.min_duration = 1000
+*.Offline.target_qps = 20000
+*.Offline.min_query_count = 1
+*.Server.min_duration = 1000
+*.Server.target_qps = 1000
+*.Server.min_query_count = 600
+"""
+
+
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_spec_names_have_round_targets(bench_id):
+    bench = registry.get(bench_id)
+    rnd = load_round()
+    for name in bench.spec.mlperf_names:
+        assert rnd.targets(name), name
+    assert "Offline" in bench.spec.scenarios
+    assert bench.folder.name == bench_id and (bench.folder / "README.md").read_text().strip()
+
+
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_qsl_loads_demo_data(bench_id, demo_data):
+    bench = registry.get(bench_id)
+    ds = bench.dataset.load(demo_data(bench_id))
+    assert len(ds) > 0
+    assert ds[0] is not None and ds[len(ds) - 1] is not None
+
+
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_scorer_handles_a_hand_made_accuracy_log(bench_id, demo_data, tmp_path):
+    bench = registry.get(bench_id)
+    data = demo_data(bench_id)
+    empty = np.zeros(0, dtype=bench.spec.payload_dtype).tobytes().hex()
+    (tmp_path / "mlperf_log_accuracy.json").write_text(
+        json.dumps([{"seq_id": i, "qsl_idx": i, "data": empty} for i in range(4)]))
+    result = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(4)}, data, load_round())
+    for name in bench.spec.mlperf_names:
+        metrics = [c["metric"] for c in result["variants"][name]["checks"]]
+        assert metrics and all(type(result["metrics"][m]) in (int, float) for m in metrics)
+    assert "np." not in bench.accuracy.accuracy_text(result["metrics"])
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_loadgen_smoke_with_null_backend(bench_id, scenario, demo_data, tmp_path, capsys):
+    conf = tmp_path / "smoke.conf"
+    conf.write_text(SMOKE_CONF)
+    out = tmp_path / "run"
+    code = cli.main(["run", bench_id, "--scenario", scenario, "--mode", "performance", "--null-backend",
+                     "--user-conf", str(conf), "--data", str(demo_data(bench_id)), "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
+    assert result["performance"]["loadgen_version"].startswith(load_round().loadgen_version)
+    assert "NULL BACKEND" in capsys.readouterr().out

@@ -1,0 +1,46 @@
+import importlib.metadata
+
+import pytest
+
+from harness.errors import HarnessError, RoundMismatch
+from harness.rounds import load_round
+
+
+def test_v41_gptj_targets_are_the_checker_values():
+    rnd = load_round("v4.1")
+    assert rnd.loadgen_version == "4.1.30"
+    assert rnd.seeds["qsl_rng_seed"] == 3066443479025735752
+    targets = {t.metric: t for t in rnd.targets("gptj-99")}
+    assert targets["rouge1"].check(43.0, 13368, 13368).target == pytest.approx(42.556635)
+    assert targets["rouge2"].check(20.0, 13368, 13368).target == pytest.approx(19.922265)
+    assert targets["rougeL"].check(30.0, 13368, 13368).target == pytest.approx(29.688219)
+    assert targets["gen_len"].check(0, 13368, 13368).target == pytest.approx(3615190.2)
+    strict = {t.metric: t for t in rnd.targets("gptj-99.9")}
+    assert strict["rouge1"].check(43.0, 13368, 13368).target == pytest.approx(42.943514)
+
+
+def test_check_pass_fail_ratio_and_scaling():
+    rnd = load_round("v4.1")
+    rouge1 = next(t for t in rnd.targets("gptj-99") if t.metric == "rouge1")
+    low = rouge1.check(40.0, 13368, 13368)
+    assert not low.passed and low.ratio == pytest.approx(40.0 / 42.556635)
+    assert rouge1.check(42.6, 10, 13368).passed  # not a per-sample total: never scaled
+    gen_len = next(t for t in rnd.targets("gptj-99") if t.metric == "gen_len")
+    half = gen_len.check(2_000_000, 6684, 13368)
+    assert half.target == pytest.approx(3615190.2 / 2)
+    assert half.passed and "scaled to 6684 of 13368" in half.note
+
+
+def test_unknown_round_and_name():
+    with pytest.raises(HarnessError, match="unknown round 'v9.9'; available: v4.1"):
+        load_round("v9.9")
+    with pytest.raises(HarnessError, match="no accuracy targets for 'gptj-98'"):
+        load_round().targets("gptj-98")
+
+
+def test_loadgen_version_must_match_the_round(monkeypatch):
+    rnd = load_round()
+    assert rnd.check_loadgen() == "4.1.30"
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "6.0.17")
+    with pytest.raises(RoundMismatch, match=r"needs mlcommons-loadgen==4.1.30 .* but 6.0.17 is installed"):
+        rnd.check_loadgen()

@@ -1,0 +1,144 @@
+"""The SUT machinery against the real LoadGen, in process, with toy backends.
+
+Bare TestSettings (no FromConfig) keep several tests in one process valid.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import mlperf_loadgen as lg
+import numpy as np
+import pytest
+
+from harness import logs
+from harness.sut import QSL, SUT, BatchPolicy, NullBackend, SutStats
+
+
+class Echo:
+    """Returns [index, index, ...] (length = index % 5 + 1) and records batch sizes."""
+
+    def __init__(self, fail_on: int | None = None, hang_on: int | None = None):
+        self.batches: list[list[int]] = []
+        self.fail_on, self.hang_on = fail_on, hang_on
+        self.release = threading.Event()
+
+    def predict(self, samples):
+        self.batches.append(list(samples))
+        if self.fail_on in samples:
+            raise ValueError(f"sample {self.fail_on} is poisoned")
+        if self.hang_on in samples:
+            self.release.wait(30)
+        return [np.full(s % 5 + 1, s, dtype=np.int64) for s in samples]
+
+
+def run(tmp_path, replicas, policy, scenario="Offline", mode=lg.TestMode.AccuracyOnly, total=40,
+        stall_timeout_s=30.0, configure=None, sample_length=None):
+    sut = SUT(lambda i: i, replicas, policy, "int64", stall_timeout_s, sample_length)
+    qsl = QSL(total, total, lambda ix: None, lambda ix: None, SutStats())
+    settings = lg.TestSettings()
+    settings.scenario = getattr(lg.TestScenario, scenario)
+    settings.mode = mode
+    settings.min_duration_ms = 100
+    settings.min_query_count = total
+    settings.offline_expected_qps = 1000
+    if configure:
+        configure(settings)
+    log = lg.LogSettings()
+    log.log_output.outdir = str(tmp_path)
+    log.enable_trace = False
+    began = time.monotonic()
+    lg.StartTestWithLogSettings(sut.start(), qsl.start(), settings, log)
+    elapsed = time.monotonic() - began
+    sut.stop()
+    qsl.stop()
+    return sut.stats, elapsed
+
+
+def accuracy_log(tmp_path):
+    return {r.qsl_idx: np.frombuffer(r.data, np.int64).tolist() for r in logs.read_accuracy(tmp_path / logs.ACCURACY)}
+
+
+def test_offline_batches_sorted_and_payloads_exact(tmp_path):
+    echo = Echo()
+    stats, _ = run(tmp_path, [echo], BatchPolicy(8, sort_by_length=True), sample_length=lambda i: i)
+    assert stats.completed == stats.issued == 40 and stats.failed == 0
+    assert max(len(b) for b in echo.batches) == 8
+    flat = [s for b in echo.batches for s in b]
+    assert flat == sorted(flat, reverse=True)  # longest first: batches pad little
+    assert accuracy_log(tmp_path) == {i: [i] * (i % 5 + 1) for i in range(40)}
+
+
+def test_failed_batch_is_completed_empty_counted_and_reported(tmp_path):
+    echo = Echo(fail_on=13)
+    stats, _ = run(tmp_path, [echo], BatchPolicy(4))
+    assert stats.issued == 40 and stats.completed + stats.failed == 40
+    assert stats.failed == 4 and 13 in stats.failed_indices
+    assert "ValueError: sample 13 is poisoned" in stats.errors[0]
+    outputs = accuracy_log(tmp_path)
+    assert len(outputs) == 40 and outputs[13] == []
+    assert outputs[12 if 12 not in stats.failed_indices else 20] != []
+
+
+def test_watchdog_ends_a_stalled_run(tmp_path):
+    echo = Echo(hang_on=5)
+    try:
+        stats, elapsed = run(tmp_path, [echo], BatchPolicy(1), stall_timeout_s=1.0)
+    finally:
+        echo.release.set()
+    assert stats.stalled and "no sample completed for" in stats.stalled and "sample indices 5" in stats.stalled
+    assert stats.failed >= 1 and stats.completed + stats.failed == stats.issued
+    assert elapsed < 10
+
+
+def test_server_dynamic_batching_under_a_latency_budget(tmp_path):
+    class Slow(Echo):
+        def predict(self, samples):
+            time.sleep(0.004)
+            return super().predict(samples)
+
+    slow = Slow()
+
+    def server(s):
+        s.server_target_qps = 2000
+        s.server_target_latency_ns = 50_000_000
+        s.min_query_count = 1000
+
+    stats, _ = run(tmp_path, [slow], BatchPolicy(16, max_wait_s=0.002), scenario="Server",
+                   mode=lg.TestMode.PerformanceOnly, configure=server)
+    assert stats.failed == 0 and stats.completed == stats.issued >= 1000
+    assert max(len(b) for b in slow.batches) > 1  # queries arriving while a batch runs are batched
+
+
+def test_replicas_share_one_queue(tmp_path):
+    a, b = Echo(), Echo()
+
+    class Slow(Echo):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def predict(self, samples):
+            time.sleep(0.01)
+            return self.inner.predict(samples)
+
+    stats, _ = run(tmp_path, [Slow(a), Slow(b)], BatchPolicy(2))
+    assert stats.completed == 40
+    assert a.batches and b.batches  # both replicas served the one LoadGen
+
+
+def test_null_backend_performance_run_is_valid(tmp_path):
+    def fast(s):
+        s.offline_expected_qps = 200_000  # enough samples that the single query outlasts min_duration
+
+    stats, _ = run(tmp_path, [NullBackend()], BatchPolicy(64), mode=lg.TestMode.PerformanceOnly, configure=fast)
+    assert stats.failed == 0
+    detail = logs.read_detail(tmp_path / logs.DETAIL)
+    assert detail.get("result_validity") == "VALID", json.dumps(detail.values)[:500]
+
+
+def test_sut_needs_a_replica():
+    with pytest.raises(ValueError):
+        SUT(lambda i: i, [], BatchPolicy(1), "int64", 1.0)
