@@ -53,7 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(
         benchmark=bench.spec.id, scenario=args.scenario, mode=args.mode, data_dir=str(data_dir), demo=demo,
         user_conf=str(Path(user_conf).resolve()), dtype=args.dtype, device=args.device, n_devices=args.n_devices,
-        batch_size=args.batch_size or bench.spec.default_batch_size, n_count=args.n_count,
+        batch_size=args.batch_size or bench.spec.default_batch_size,
+        batch_tokens=args.batch_tokens or bench.spec.default_batch_tokens.get(args.device.split(":")[0]),
+        n_count=args.n_count,
         n_partitions=args.n_partitions, partition_offset=args.partition_offset,
         stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
         timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,
@@ -118,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--n-devices", type=int, default=1, help="replicas behind one LoadGen (one per device)")
     run.add_argument("--batch-size", type=int, help="largest batch a replica runs (default: the benchmark's)")
+    run.add_argument("--batch-tokens", type=int,
+                     help="cap on samples x longest sample in a batch (default: the benchmark's for the device)")
     run.add_argument("--batch-wait-ms", type=float, help="Server: how long a partial batch waits to fill")
     run.add_argument("--n-partitions", type=int, default=1, help="split an accuracy run into P slices")
     run.add_argument("--partition-offset", type=int, default=0, help="first slice this command runs")

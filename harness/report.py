@@ -49,7 +49,8 @@ def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     head = (f"{result['benchmark']} ({', '.join(result['mlperf_names'])})  scenario={s['scenario']}  "
             f"mode={s['mode']}  round={result['round']}  dtype={s['dtype']}  device={s['device']}"
-            f" x{s['n_devices']}  batch={s['batch_size']}")
+            f" x{s['n_devices']}  batch={s['batch_size']}"
+            + (f"/{s['batch_tokens']} tokens" if s.get("batch_tokens") else ""))
     parts = [head, f"run folder: {result['run_dir']}"]
     if result.get("demo"):
         parts.insert(0, DEMO_BANNER)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import datadir, evaluate, registry, report, settings
-from harness.errors import RunFailed
+from harness.errors import InvalidSettings, RunFailed
 from harness.jobs import Job, partition_range
 from harness.rounds import load_round
 from harness.settings import RunConfig
@@ -91,6 +91,8 @@ def run(config: RunConfig, out: Path | None = None, echo: bool = True) -> dict[s
     rnd.check_loadgen()
     data_dir = Path(config.data_dir)
     n_samples = settings.check_sample_count(config, len(bench.dataset.load(data_dir)))
+    if config.n_partitions > n_samples:
+        raise InvalidSettings(f"--n-partitions {config.n_partitions} is more than the {n_samples} samples to split")
     devices = settings.devices(config)
     name = f"{bench.spec.id}-{config.scenario}-{config.mode}"
     if config.partitioned:

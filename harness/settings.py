@@ -36,6 +36,8 @@ class RunConfig:
     device: str = "cpu"
     n_devices: int = 1
     batch_size: int = 1
+    batch_tokens: int | None = None
+    """Cap on a padded batch (samples x longest sample length); None: no cap."""
     n_count: int | None = None
     n_partitions: int = 1
     partition_offset: int = 0
@@ -71,6 +73,8 @@ def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
         problems.append(f"dtype {config.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
     if not _DEVICE.match(config.device):
         problems.append(f"device {config.device!r} is unknown; use cpu, cuda or cuda:N")
+    if config.batch_tokens is not None and config.batch_tokens < 1:
+        problems.append(f"--batch-tokens must be at least 1, got {config.batch_tokens}")
     for name in ("n_devices", "batch_size", "n_partitions"):
         if getattr(config, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")

@@ -38,6 +38,8 @@ class BenchmarkSpec:
     real_data: tuple[str, ...]
     """Paths, relative to the data folder, whose presence means the real dataset and model are there."""
     default_batch_size: int = 1
+    default_batch_tokens: dict[str, int] = field(default_factory=dict)
+    """Per device kind (``cpu``, ``cuda``): cap on samples x longest sample length in a batch."""
     stall_timeout_s: float = 600.0
     """Default watchdog: a run with outstanding samples and no completion for this long is ended."""
     description: str = ""

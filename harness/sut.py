@@ -51,6 +51,9 @@ class BatchPolicy:
     """How long a worker holding a partial batch waits for more samples (Server)."""
     sort_by_length: bool = False
     """Sort each issued query by descending sample length (Offline: one query holds everything)."""
+    max_tokens: int | None = None
+    """Cap on a padded batch: samples x longest sample length (needs ``sample_length``). Memory
+    traffic of sequence models grows with it; a batch always takes at least one sample."""
 
 
 @dataclass
@@ -104,7 +107,8 @@ class SUT:
         self._threads.append(threading.Thread(target=self._watch, name="sut-watchdog", daemon=True))
         for t in self._threads:
             t.start()
-        self.handle = lg.ConstructSUT(self._issue, self._flush)
+        # the "fast" SUT hands us plain id and index lists instead of QuerySample objects
+        self.handle = lg.ConstructFastSUT(self._issue, self._flush)
         return self.handle
 
     def stop(self, join_timeout_s: float = 5.0) -> None:
@@ -116,16 +120,16 @@ class SUT:
         for t in self._threads:
             t.join(timeout=join_timeout_s)  # a replica stuck in a model call is abandoned (daemon)
         if self.handle is not None:
-            lg.DestroySUT(self.handle)
+            lg.DestroyFastSUT(self.handle)
             self.handle = None
 
     # -- LoadGen callbacks (must never raise) ----------------------------------------------
-    def _issue(self, query_samples: list) -> None:
+    def _issue(self, ids: list[int], indices: list[int]) -> None:
         items: list[tuple[int, int]] = []
         try:
-            items = [(q.id, q.index) for q in query_samples]
-            if self._policy.sort_by_length and self._sample_length is not None and len(items) > 1:
-                items.sort(key=lambda item: -self._sample_length(item[1]))
+            if self._policy.sort_by_length and self._sample_length is not None and len(ids) > 1:
+                ids, indices = self._longest_first(ids, indices)
+            items = list(zip(ids, indices))
             with self._cond:
                 self.stats.issued += len(items)
                 if not self._pending:
@@ -138,7 +142,15 @@ class SUT:
                     return
             self._fail(items, self._aborted)
         except BaseException as exc:  # noqa: BLE001 - LoadGen must never see an exception
-            self._fail(items, f"IssueQuery failed: {exc!r}")
+            self._fail(items or list(zip(ids, indices)), f"IssueQuery failed: {exc!r}")
+
+    def _longest_first(self, ids: list[int], indices: list[int]) -> tuple[list[int], list[int]]:
+        """Reorder a query by descending sample length (stable), asking each distinct sample once."""
+        index_array = np.asarray(indices)
+        unique, inverse = np.unique(index_array, return_inverse=True)
+        lengths = np.fromiter((self._sample_length(int(i)) for i in unique), dtype=np.int64, count=len(unique))
+        order = np.argsort(-lengths[inverse], kind="stable")
+        return np.asarray(ids)[order].tolist(), index_array[order].tolist()
 
     def _flush(self) -> None:
         try:
@@ -151,22 +163,29 @@ class SUT:
     # -- workers ---------------------------------------------------------------------------
     def _next_batch(self) -> list[tuple[int, int]] | None:
         policy = self._policy
+        measure = self._sample_length if policy.max_tokens else None
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
             if not self._queue:
                 return None
-            batch = [self._queue.popleft() for _ in range(min(policy.max_batch, len(self._queue)))]
+            batch: list[tuple[int, int]] = []
+            longest = 0
             deadline = time.monotonic() + policy.max_wait_s
-            while len(batch) < policy.max_batch and not self._flushed and not self._stopping:
-                if self._queue:
+            while True:
+                while self._queue and len(batch) < policy.max_batch:
+                    if measure is not None:
+                        length = max(longest, measure(self._queue[0][1]))
+                        if batch and (len(batch) + 1) * length > policy.max_tokens:
+                            return batch
+                        longest = length
                     batch.append(self._queue.popleft())
-                    continue
+                if len(batch) >= policy.max_batch or self._flushed or self._stopping:
+                    return batch
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    return batch
                 self._cond.wait(remaining)
-            return batch
 
     def _work(self, backend: Backend) -> None:
         while (batch := self._next_batch()) is not None:
@@ -195,9 +214,17 @@ class SUT:
 
         try:
             keep = self._claim(batch)
-            arrays = [np.ascontiguousarray(outputs[i], dtype=self._dtype).reshape(-1) for i in keep]
-            responses = [lg.QuerySampleResponse(batch[i][0], a.ctypes.data, a.nbytes, a.size)
-                         for i, a in zip(keep, arrays)]
+            arrays, responses, response, dtype = [], [], lg.QuerySampleResponse, self._dtype
+            for i in keep:
+                array = outputs[i]
+                if not array.size:  # nothing to copy: the common case of performance-only SUTs
+                    responses.append(response(batch[i][0], 0, 0, 0))
+                    continue
+                if array.dtype != dtype or not array.flags.c_contiguous:
+                    array = np.ascontiguousarray(array, dtype=dtype)
+                arrays.append(array)
+                address = array.__array_interface__["data"][0]
+                responses.append(response(batch[i][0], address, array.nbytes, array.size))
             lg.QuerySamplesComplete(responses)  # copies the bytes before returning; `arrays` is alive
             with self._cond:
                 self.stats.completed += len(responses)

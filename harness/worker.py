@@ -15,20 +15,22 @@ import time
 from pathlib import Path
 
 from harness import registry, settings
+from harness.errors import HarnessError
 from harness.jobs import Job
 from harness.sut import QSL, SUT, BatchPolicy, NullBackend
 
 
 def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
+    size, tokens = config.batch_size, config.batch_tokens
     if config.scenario == "Offline":
-        return BatchPolicy(config.batch_size, 0.0, sort_by_length=True)
+        return BatchPolicy(size, 0.0, sort_by_length=True, max_tokens=tokens)
     if config.scenario == "Server":
         # wait for a batch to fill at most 5% of the latency bound, unless told otherwise
         wait_ms = config.batch_wait_ms
         if wait_ms is None:
             wait_ms = lg_settings.server_target_latency_ns / 1e6 * 0.05
-        return BatchPolicy(config.batch_size, wait_ms / 1000)
-    return BatchPolicy(config.batch_size, 0.0)
+        return BatchPolicy(size, wait_ms / 1000, max_tokens=tokens)
+    return BatchPolicy(size, 0.0, max_tokens=tokens)
 
 
 def run(run_dir: Path, job: Job) -> None:
@@ -40,8 +42,8 @@ def run(run_dir: Path, job: Job) -> None:
     log_dir = Path(job.log_dir)
     os.chdir(log_dir)
     if Path("audit.config").exists():
-        raise SystemExit(f"refusing to run: {log_dir}/audit.config exists and would turn this run into a "
-                         f"compliance test")
+        raise HarnessError(f"refusing to run: {log_dir}/audit.config exists and would turn this run into a "
+                           f"compliance test")
     data_dir = Path(config.data_dir)
     dataset = bench.dataset.load(data_dir)
     start, count = job.start, job.stop - job.start
@@ -73,11 +75,7 @@ def main() -> None:
     run_dir, job = Path(sys.argv[1]), Job.from_json(sys.argv[2])
     try:
         run(run_dir, job)
-    except Exception as exc:
-        from harness.errors import HarnessError
-
-        if not isinstance(exc, HarnessError):
-            raise
+    except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.stdout.flush()
         os._exit(2)

@@ -164,3 +164,12 @@ def test_list_and_demo_data_commands(tmp_path, capsys):
     assert (target / "DEMO.json").is_file() and (target / "model" / "model.safetensors").is_file()
     assert harness("demo-data", "gptj", "--out", str(target)) == 2  # exists: refused
     assert "nothing is overwritten" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "Server"])
+def test_accuracy_in_other_scenarios(scenario, demo_data, tmp_path):
+    out = tmp_path / scenario
+    assert harness("run", "gptj", "--scenario", scenario, "--n-count", "3", "--data", str(demo_data("gptj")),
+                   "--out", str(out)) == 0
+    accuracy = json.loads((out / "result.json").read_text())["accuracy"]
+    assert accuracy["metrics"]["gen_num"] == 3 and accuracy["problems"] == []

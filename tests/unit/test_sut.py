@@ -131,7 +131,7 @@ def test_replicas_share_one_queue(tmp_path):
 
 def test_null_backend_performance_run_is_valid(tmp_path):
     def fast(s):
-        s.offline_expected_qps = 200_000  # enough samples that the single query outlasts min_duration
+        s.offline_expected_qps = 2_000_000  # 220k samples: the single query outlasts min_duration
 
     stats, _ = run(tmp_path, [NullBackend()], BatchPolicy(64), mode=lg.TestMode.PerformanceOnly, configure=fast)
     assert stats.failed == 0
@@ -142,3 +142,15 @@ def test_null_backend_performance_run_is_valid(tmp_path):
 def test_sut_needs_a_replica():
     with pytest.raises(ValueError):
         SUT(lambda i: i, [], BatchPolicy(1), "int64", 1.0)
+
+
+def test_token_budget_caps_padded_batches(tmp_path):
+    echo = Echo()
+    lengths = {i: 10 + i for i in range(40)}
+    stats, _ = run(tmp_path, [echo], BatchPolicy(8, sort_by_length=True, max_tokens=200),
+                   sample_length=lengths.__getitem__)
+    assert stats.completed == 40
+    for batch in echo.batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= 200 or len(batch) == 1
+    assert len(echo.batches[0]) == 4  # longest first: 4 x 49 = 196 <= 200 < 5 x 49
+    assert max(len(b) for b in echo.batches) == 8  # short samples still fill a batch
