@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from harness import datadir, evaluate, registry, report, runner
+from harness import datadir, evaluate, registry, report, runner, settings
 from harness.errors import HarnessError
 from harness.rounds import DEFAULT_ROUND, load_round
 from harness.settings import RunConfig
@@ -43,24 +44,20 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     bench = registry.get(args.benchmark)
-    data_dir, demo = datadir.resolve(bench, args.data, args.seed)
-    if args.user_conf is not None:
-        user_conf = args.user_conf
-    elif (data_dir / "user.conf").is_file():  # the demo tier ships short-run settings
-        user_conf = data_dir / "user.conf"
-    else:
-        user_conf = bench.user_conf
     config = RunConfig(
-        benchmark=bench.spec.id, scenario=args.scenario, mode=args.mode, data_dir=str(data_dir), demo=demo,
-        user_conf=str(Path(user_conf).resolve()), dtype=args.dtype, device=args.device, n_devices=args.n_devices,
-        batch_size=args.batch_size or bench.spec.default_batch_size,
+        benchmark=bench.spec.id, scenario=args.scenario, mode=args.mode, data_dir="", demo=False,
+        user_conf=str((args.user_conf or bench.user_conf).resolve()), dtype=args.dtype, device=args.device,
+        n_devices=args.n_devices, batch_size=args.batch_size or bench.spec.default_batch_size,
         batch_tokens=args.batch_tokens or bench.spec.default_batch_tokens.get(args.device.split(":")[0]),
-        n_count=args.n_count,
-        n_partitions=args.n_partitions, partition_offset=args.partition_offset,
+        n_count=args.n_count, n_partitions=args.n_partitions, partition_offset=args.partition_offset,
         stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
         timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,
     )
-    result = runner.run(config, args.out)
+    settings.validate(config, bench.spec)  # before any data is built or read
+    data_dir, demo = datadir.resolve(bench, args.data, args.seed)
+    if args.user_conf is None and (data_dir / "user.conf").is_file():  # the demo tier ships short-run settings
+        config = replace(config, user_conf=str(data_dir / "user.conf"))
+    result = runner.run(replace(config, data_dir=str(data_dir), demo=demo), args.out)
     return 1 if args.check and not passed(result) else 0
 
 

@@ -64,6 +64,7 @@ class SutStats:
     errors: list[str] = field(default_factory=list)
     """The first distinct error messages (at most ``MAX_ERRORS``)."""
     failed_indices: list[int] = field(default_factory=list)
+    """LoadGen sample indices of failed samples (the first 100)."""
     stalled: str | None = None
 
     MAX_ERRORS = 10
@@ -189,7 +190,6 @@ class SUT:
 
     def _work(self, backend: Backend) -> None:
         while (batch := self._next_batch()) is not None:
-            outputs: list[np.ndarray] | None = None
             try:
                 outputs = backend.predict([self._get_sample(index) for _, index in batch])
                 if len(outputs) != len(batch):
