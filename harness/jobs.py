@@ -18,6 +18,7 @@ class Job:
     stop: int
     """The job's samples are dataset indices [start, stop); LoadGen sees them as 0 .. stop-start-1."""
     devices: list[str]
+    partition: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

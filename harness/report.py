@@ -58,6 +58,10 @@ def render(result: dict[str, Any]) -> str:
         parts.append("NULL BACKEND: no model ran; every response is empty (harness overhead measurement)")
     if result.get("evaluation_aid"):
         parts.append(f"EVALUATION AID, not a submission run: {result['evaluation_aid']}")
+    for p in result.get("partitions", []):
+        sut = p.get("sut", {})
+        parts.append(f"partition {p['partition']} of {p['n_partitions']}: samples [{p['start']}, {p['stop']}), "
+                     f"{sut.get('completed', 0)} completed, {sut.get('failed', 0)} failed -> {p['folder']}/")
     if result.get("accuracy"):
         parts.append(accuracy_section(result["accuracy"]))
     if result.get("performance"):

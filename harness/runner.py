@@ -27,7 +27,7 @@ from typing import Any
 from harness import datadir, evaluate, registry, report, settings
 from harness.errors import InvalidSettings, RunFailed
 from harness.jobs import Job, partition_range
-from harness.rounds import load_round
+from harness.rounds import Round, load_round
 from harness.settings import RunConfig
 
 
@@ -39,7 +39,7 @@ def plan(config: RunConfig, run_dir: Path, n_samples: int, devices: list[str]) -
         for k, p in enumerate(range(config.partition_offset, last)):
             start, stop = partition_range(n_samples, config.n_partitions, p)
             name = f"partition-{p}-of-{config.n_partitions}"
-            group.append(Job(name, str(run_dir / name), "accuracy", start, stop, [devices[k]]))
+            group.append(Job(name, str(run_dir / name), "accuracy", start, stop, [devices[k]], partition=p))
         return [group]
     jobs = []
     if config.mode in ("accuracy", "submission"):
@@ -115,14 +115,14 @@ def run(config: RunConfig, out: Path | None = None, echo: bool = True) -> dict[s
 
 def write_partition_meta(bench: registry.Benchmark, config: RunConfig, job: Job, n_samples: int) -> None:
     """What ``harness merge`` needs to put this partition's accuracy log back in dataset order."""
-    partition = int(job.name.split("-")[1])
     meta = {"benchmark": bench.spec.id, "round": config.round, "n_partitions": config.n_partitions,
-            "partition": partition, "start": job.start, "stop": job.stop, "n_samples": n_samples,
+            "partition": job.partition, "start": job.start, "stop": job.stop, "n_samples": n_samples,
             "payload_dtype": bench.spec.payload_dtype, "data_dir": config.data_dir, "demo": config.demo}
     (Path(job.log_dir) / "partition.json").write_text(json.dumps(meta, indent=2))
 
 
-def assemble(bench: registry.Benchmark, config: RunConfig, run_dir: Path, n_samples: int, rnd) -> dict[str, Any]:
+def assemble(bench: registry.Benchmark, config: RunConfig, run_dir: Path, n_samples: int,
+             rnd: Round) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": bench.spec.id, "mlperf_names": list(bench.spec.mlperf_names), "round": rnd.name,
         "demo": config.demo, "run_dir": str(run_dir), "samples": n_samples,
@@ -130,12 +130,9 @@ def assemble(bench: registry.Benchmark, config: RunConfig, run_dir: Path, n_samp
     }
     data_dir = Path(config.data_dir)
     if config.partitioned:
-        parts = []
-        for p in sorted(run_dir.glob("partition-*-of-*")):
-            job_stats = evaluate.sut_stats(p)
-            meta = json.loads((p / "partition.json").read_text()) if (p / "partition.json").exists() else None
-            parts.append({"folder": p.name, "sut": job_stats, **(meta or {})})
-        result["partitions"] = parts
+        result["partitions"] = [
+            {"folder": meta.parent.name, "sut": evaluate.sut_stats(meta.parent), **json.loads(meta.read_text())}
+            for meta in sorted(run_dir.glob("partition-*-of-*/partition.json"))]
         result["evaluation_aid"] = (f"partitions {config.partition_offset}.. of {config.n_partitions}; "
                                     f"combine all partitions with `harness merge` to score")
         return result

@@ -93,6 +93,8 @@ def test_partitions_merge_to_the_whole(accuracy_run, demo_data, tmp_path, capsys
     assert harness("run", "gptj", "--n-count", "8", "--n-partitions", "2", "--n-devices", "2",
                    "--data", data, "--out", str(parts)) == 0
     assert "EVALUATION AID" in capsys.readouterr().out
+    partitions = json.loads((parts / "result.json").read_text())["partitions"]
+    assert [(p["partition"], p["start"], p["stop"], p["sut"]["completed"]) for p in partitions] == [(0, 0, 4, 4), (1, 4, 8, 4)]
     merged = tmp_path / "merged"
     assert harness("merge", str(parts), "--out", str(merged)) == 0
     whole = json.loads((accuracy_run / "result.json").read_text())["accuracy"]["metrics"]

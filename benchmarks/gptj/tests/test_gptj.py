@@ -118,3 +118,13 @@ def test_bad_checkpoints_are_named(data, tmp_path):
     shutil.rmtree(broken / "model")
     with pytest.raises(DataError, match="holds no GPT-J checkpoint"):
         backend.check_checkpoint(broken / "model")
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_half_precision_loads_and_generates(data, dtype):
+    import torch
+
+    model = backend.load(data, "cpu", dtype)
+    assert model.model.dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    out = model.predict([dataset.load(data)[0]])[0]
+    assert out.dtype == np.int64 and 30 <= len(out) <= 128
