@@ -46,10 +46,10 @@ def build_demo(bench: Benchmark, out: Path, seed: int = 0) -> Path:
     """Build the demo tier into ``out`` (which must not exist), atomically."""
     if out.exists():
         raise HarnessError(f"{out} already exists; nothing is overwritten. Choose another --out or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _make(out.parent, parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    _make(tmp)
     try:
         bench.demo.build(tmp, seed=seed)
         marker = {"benchmark": bench.spec.id, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -83,15 +83,23 @@ def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, b
     return demo.resolve(), True
 
 
+def _make(folder: Path, **options: bool) -> None:
+    try:
+        folder.mkdir(**options)
+    except OSError as exc:  # not writable, read-only file system, a file in the way
+        raise HarnessError(f"cannot create {folder}: {exc.strerror}; choose a writable folder (--out, or "
+                           f"HARNESS_RESULTS / HARNESS_CACHE)") from exc
+
+
 def new_run_dir(out: Path | None, name: str) -> Path:
     """A new, empty run folder; an existing ``--out`` is refused, never overwritten."""
     if out is not None:
         if out.exists():
             raise HarnessError(f"run folder {out} already exists; nothing is overwritten. Choose a new --out")
-        out.mkdir(parents=True)
+        _make(out, parents=True)
         return out.resolve()
     root = results_root()
-    root.mkdir(parents=True, exist_ok=True)
+    _make(root, parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         candidate = root / f"{name}-{stamp}{'' if n == 1 else f'-{n}'}"

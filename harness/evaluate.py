@@ -11,6 +11,7 @@ from harness import logs
 from harness.errors import DataError
 from harness.registry import Benchmark
 from harness.rounds import Round
+from harness.util import listing
 
 SCENARIO_METRICS = {
     "Offline": {"samples_per_second": "result_samples_per_second",
@@ -108,7 +109,7 @@ def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start:
     if len(local) != expected:
         missing = sorted(set(range(expected)) - set(local))
         raise DataError(f"{log_dir / logs.ACCURACY} covers {len(local)} of {expected} samples; missing "
-                        f"{missing[:10]}{' ...' if len(missing) > 10 else ''}")
+                        f"{listing(missing)}")
     outputs = {start + i: payload for i, payload in local.items()}
     result = score(bench, outputs, data_dir, rnd)
     detail = logs.read_detail(log_dir / logs.DETAIL)

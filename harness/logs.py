@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import DataError
+from harness.util import listing
 
 SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"
@@ -103,7 +104,7 @@ def decode_outputs(records: list[AccuracyRecord], dtype: str, sample_count: int,
     unknown = sorted({r.qsl_idx for r in records if not 0 <= r.qsl_idx < sample_count})
     if unknown:
         raise DataError(f"{path} has sample indices outside the dataset of {sample_count} samples: "
-                        f"{unknown[:10]}{' ...' if len(unknown) > 10 else ''}; was it produced with other data?")
+                        f"{listing(unknown)}; was it produced with other data?")
     outputs: dict[int, np.ndarray] = {}
     for r in records:
         if r.qsl_idx in outputs:

@@ -16,6 +16,7 @@ from typing import Any
 from harness import datadir, evaluate, logs, registry
 from harness.errors import DataError, HarnessError
 from harness.rounds import load_round
+from harness.util import listing
 
 META = "partition.json"
 SAME = ("benchmark", "round", "n_partitions", "n_samples", "payload_dtype", "demo")
@@ -33,10 +34,6 @@ def find_partitions(dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def _shown(items: list[int]) -> str:
-    return ", ".join(map(str, items[:20])) + (f" ... ({len(items)} in all)" if len(items) > 20 else "")
-
-
 def check_partitions(parts: list[tuple[Path, dict[str, Any]]]) -> None:
     first = parts[0][1]
     for folder, meta in parts[1:]:
@@ -47,10 +44,10 @@ def check_partitions(parts: list[tuple[Path, dict[str, Any]]]) -> None:
     dupes = sorted(p for p, n in seen.items() if n > 1)
     if dupes:
         folders = [str(f) for f, m in parts if m["partition"] in dupes]
-        raise HarnessError(f"partition(s) {_shown(dupes)} given more than once: {', '.join(folders)}")
+        raise HarnessError(f"partition(s) {listing(dupes)} given more than once: {', '.join(folders)}")
     missing = sorted(set(range(first["n_partitions"])) - set(seen))
     if missing:
-        raise HarnessError(f"partition(s) {_shown(missing)} of {first['n_partitions']} missing; run them with "
+        raise HarnessError(f"partition(s) {listing(missing)} of {first['n_partitions']} missing; run them with "
                            f"--n-partitions {first['n_partitions']} --partition-offset <p> and pass their folders")
 
 
@@ -62,7 +59,7 @@ def merged_outputs(parts: list[tuple[Path, dict[str, Any]]]) -> tuple[list[logs.
         local = logs.read_accuracy(folder / logs.ACCURACY)
         outside = sorted({r.qsl_idx for r in local if not 0 <= r.qsl_idx < size})
         if outside:
-            raise DataError(f"{folder / logs.ACCURACY} has sample indices {_shown(outside)} outside its "
+            raise DataError(f"{folder / logs.ACCURACY} has sample indices {listing(outside)} outside its "
                             f"partition of {size} samples")
         records += [logs.AccuracyRecord(meta["start"] + r.qsl_idx, r.data) for r in local]
     n = parts[0][1]["n_samples"]
@@ -71,9 +68,9 @@ def merged_outputs(parts: list[tuple[Path, dict[str, Any]]]) -> tuple[list[logs.
     duplicated = sorted(i for i, c in counts.items() if c > 1)
     problems = []
     if missing:
-        problems.append(f"samples missing: {_shown(missing)}")
+        problems.append(f"samples missing: {listing(missing)}")
     if duplicated:
-        problems.append(f"samples duplicated: {_shown(duplicated)}")
+        problems.append(f"samples duplicated: {listing(duplicated)}")
     if problems:
         raise DataError(f"refusing to score {n} samples: " + "; ".join(problems))
     return records, parts[0][1]

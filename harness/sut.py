@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.util import listing
+
 
 class Backend(Protocol):
     def predict(self, samples: list[Any]) -> list[np.ndarray]:
@@ -260,10 +262,9 @@ class SUT:
                 if not self._pending or idle < self._stall_timeout_s or self._aborted:
                     continue
                 outstanding = list(self._pending.items())
-                shown = ", ".join(str(index) for _, index in outstanding[:10])
                 self._aborted = (f"watchdog: no sample completed for {idle:.0f} s (limit {self._stall_timeout_s:g} s); "
                                  f"ended the run with {len(outstanding)} samples outstanding (sample indices "
-                                 f"{shown}{', ...' if len(outstanding) > 10 else ''}). Raise --stall-timeout if the "
+                                 f"{listing([index for _, index in outstanding], 10)}). Raise --stall-timeout if the "
                                  f"model is just slow")
                 self.stats.stalled = self._aborted
                 self._queue.clear()

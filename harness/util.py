@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=2, cutoff=0.5)
     return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+
+
+def listing(items: Sequence[object], limit: int = 20) -> str:
+    """``1, 2, 3 ... (57 in all)``: a readable head of a long list for error messages."""
+    head = ", ".join(map(str, items[:limit]))
+    return head + (f" ... ({len(items)} in all)" if len(items) > limit else "")
 
 
 def sha256_file(path: Path) -> str:

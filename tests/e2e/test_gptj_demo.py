@@ -68,7 +68,7 @@ def test_evaluate_refuses_unknown_sample_indices(accuracy_run, tmp_path, capsys)
     next(e for e in entries if e["qsl_idx"] == 3)["qsl_idx"] = 99
     log.write_text(json.dumps(entries))
     assert harness("evaluate", str(copy)) == 2
-    assert "outside the dataset of 8 samples: [99]" in capsys.readouterr().err
+    assert "outside the dataset of 8 samples: 99;" in capsys.readouterr().err
 
 
 def test_short_performance_run_is_valid(demo_data, tmp_path):
@@ -141,6 +141,13 @@ def test_existing_run_folder_is_never_overwritten(demo_data, tmp_path, capsys):
     assert harness("run", "gptj", "--data", str(demo_data("gptj")), "--out", str(out)) == 2
     assert "already exists; nothing is overwritten" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_unwritable_run_folder(demo_data, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert harness("run", "gptj", "--data", str(demo_data("gptj")), "--out", str(blocker / "run")) == 2
+    assert "choose a writable folder" in capsys.readouterr().err
 
 
 def test_malformed_dataset_json(demo_data, tmp_path, capsys):

@@ -71,7 +71,7 @@ def test_accuracy_log_decodes_with_declared_dtype_and_dedups(tmp_path):
 def test_accuracy_log_errors(tmp_path):
     path = tmp_path / logs.ACCURACY
     _write_log(path, [(9, "00")])
-    with pytest.raises(DataError, match=r"outside the dataset of 3 samples: \[9\]"):
+    with pytest.raises(DataError, match=r"outside the dataset of 3 samples: 9;"):
         logs.decode_outputs(logs.read_accuracy(path), "uint8", 3, path)
     _write_log(path, [(0, "XYZ1")])
     with pytest.raises(DataError, match="not hex"):
