@@ -13,10 +13,12 @@ help:  ## list targets
 
 setup: $(VENV)/.installed  ## create .venv from the hash-locked requirements
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+LOCKS := images/base/requirements.lock images/pytorch/requirements.lock tests/requirements.lock
+
+$(VENV)/.installed: $(LOCKS) pyproject.toml
 	python3.11 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --python $(PY) --require-hashes requirements.lock
+	$(UV) pip sync --python $(PY) --require-hashes $(LOCKS)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $@
 
@@ -27,6 +29,10 @@ bench: setup  ## performance scripts: harness overhead and batching ratios
 	$(PY) tests/perf/bench_overhead.py
 	$(PY) tests/perf/bench_gptj_batching.py
 
-lock: setup  ## re-lock requirements.in into requirements.lock (with hashes)
-	$(UV) pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
-		requirements.in -o requirements.lock
+COMPILE = $(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
+
+lock: setup  ## re-lock every requirements.in into its requirements.lock (with hashes)
+	$(COMPILE) images/base/requirements.in -o images/base/requirements.lock
+	$(COMPILE) images/pytorch/requirements.in -c images/base/requirements.lock -o images/pytorch/requirements.lock
+	$(COMPILE) tests/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
+		-o tests/requirements.lock

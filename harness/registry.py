@@ -18,7 +18,7 @@ from harness.spec import BenchmarkSpec
 
 REQUIRED_FILES = (
     "__init__.py", "dataset.py", "backend.py", "accuracy.py", "demo.py",
-    "artifacts.toml", "user.conf", "README.md",
+    "artifacts.toml", "user.conf", "README.md", "compose.yaml",
 )
 
 

@@ -121,12 +121,22 @@ def write_partition_meta(bench: registry.Benchmark, config: RunConfig, job: Job,
     (Path(job.log_dir) / "partition.json").write_text(json.dumps(meta, indent=2))
 
 
+def image_info() -> dict[str, Any] | None:
+    """Provenance of the container image this run is in (None when run natively)."""
+    if "HARNESS_IMAGE_COMMIT" not in os.environ:
+        return None
+    locks = Path(os.environ.get("HARNESS_IMAGE_LOCKS", "/nonexistent"))
+    return {"git_commit": os.environ["HARNESS_IMAGE_COMMIT"],
+            "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"),
+            "locks": locks.read_text().splitlines() if locks.is_file() else None}
+
+
 def assemble(bench: registry.Benchmark, config: RunConfig, run_dir: Path, n_samples: int,
              rnd: Round) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": bench.spec.id, "mlperf_names": list(bench.spec.mlperf_names), "round": rnd.name,
         "demo": config.demo, "run_dir": str(run_dir), "samples": n_samples,
-        "settings": dataclasses.asdict(config),
+        "settings": dataclasses.asdict(config), "image": image_info(),
     }
     data_dir = Path(config.data_dir)
     if config.partitioned:

@@ -32,6 +32,14 @@ def test_spec_names_have_round_targets(bench_id):
 
 
 @pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_compose_includes_the_benchmark_once(bench_id):
+    top = (registry.benchmarks_root().parent / "compose.yaml").read_text()
+    assert top.count(f"benchmarks/{bench_id}/compose.yaml") == 1, f"compose.yaml must include benchmarks/{bench_id}"
+    own = (registry.benchmarks_root() / bench_id / "compose.yaml").read_text()
+    assert f"BENCHMARK: {bench_id}" in own and f"profiles: [{bench_id}]" in own
+
+
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
 def test_qsl_loads_demo_data(bench_id, demo_data):
     bench = registry.get(bench_id)
     ds = bench.dataset.load(demo_data(bench_id))

@@ -1,0 +1,120 @@
+"""The images and compose services, exercised through a real Docker engine (marker ``docker``).
+
+Images are built once per test run with the project's own script, `images/build.sh gptj`
+(honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "mlperf-harness/gptj:latest"
+LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
+
+
+def sh(*cmd: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=check, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def provenance() -> dict[str, str]:
+    commit = sh("git", "rev-parse", "HEAD", check=False).stdout.strip() or "unknown"
+    lock = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in LOCKS)).hexdigest()
+    return {"GIT_COMMIT": commit, "LOCK_SHA256": lock}
+
+
+@pytest.fixture(scope="session")
+def gptj_image(provenance) -> str:
+    if shutil.which("docker") is None or sh("docker", "info", check=False).returncode != 0:
+        pytest.fail("Docker engine not reachable (`docker info` failed): start the Docker daemon")
+    env = os.environ | provenance
+    done = sh("images/build.sh", "gptj", env=env, check=False)
+    assert done.returncode == 0, f"images/build.sh gptj failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return IMAGE
+
+
+def run_container(image: str, results: Path, env: dict[str, str], data: Path | None = None):
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer(image)
+    for key, value in env.items():
+        container.with_env(key, value)
+    container.with_volume_mapping(str(results), "/results", "rw")
+    if data is not None:
+        container.with_volume_mapping(str(data), "/data/gptj", "ro")
+    container.start()
+    try:
+        status = container.get_wrapped_container().wait(timeout=900)["StatusCode"]
+        out, err = container.get_logs()
+        return status, out.decode(errors="replace") + err.decode(errors="replace")
+    finally:
+        container.stop()
+
+
+def writable(path: Path) -> Path:
+    path.mkdir()
+    path.chmod(0o777)  # the container runs as uid 1000
+    return path
+
+
+def test_gptj_demo_in_a_container(gptj_image, provenance, tmp_path):
+    results = writable(tmp_path / "results")
+    status, logs = run_container(gptj_image, results, {"N_COUNT": "8"})
+    assert status == 0, logs[-4000:]
+    assert "DEMO TIER" in logs and "Performance (Offline): VALID" in logs
+    runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
+    assert set(runs) == {"accuracy", "performance"}
+    assert (runs["accuracy"] / "accuracy" / "accuracy.txt").read_text().count("'rouge1':") == 1
+    summary = (runs["performance"] / "performance" / "run_1" / "mlperf_log_summary.txt").read_text()
+    assert "Result is : VALID" in summary
+    image = json.loads((runs["performance"] / "result.json").read_text())["image"]
+    assert image["git_commit"] == provenance["GIT_COMMIT"] and image["lock_sha256"] == provenance["LOCK_SHA256"]
+    assert any(line.endswith("/opt/locks/pytorch.lock") for line in image["locks"])
+
+
+def test_corrupt_data_volume_is_refused(gptj_image, tmp_path):
+    data = tmp_path / "data"
+    (data / "model").mkdir(parents=True)
+    (data / "model" / "config.json").write_text('{"model_type": "gptj"}')
+    (data / "cnn_eval.json").write_text('[{"instruction": "Summarize')
+    status, logs = run_container(gptj_image, writable(tmp_path / "results"), {"MODE": "accuracy"}, data)
+    assert status == 2
+    assert "cnn_eval.json is not valid UTF-8 JSON" in logs
+
+
+def test_unwritable_results_folder_is_named(gptj_image, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir(mode=0o755)  # owned by this (host) user, not writable by uid 1000
+    status, logs = run_container(gptj_image, results, {})
+    assert status == 2 and "/results is not writable" in logs
+
+
+def test_image_labels(gptj_image, provenance):
+    labels = json.loads(sh("docker", "image", "inspect", gptj_image).stdout)[0]["Config"]["Labels"]
+    assert labels["mlperf-harness.benchmark"] == "gptj"
+    assert labels["mlperf-harness.round"] == "v4.1"
+    assert labels["mlperf-harness.lock-sha256"] == provenance["LOCK_SHA256"]
+    assert labels["org.opencontainers.image.revision"] == provenance["GIT_COMMIT"]
+
+
+def compose_config(*profiles: str) -> dict:
+    args = [a for p in profiles for a in ("--profile", p)]
+    return json.loads(sh("docker", "compose", *args, "config", "--format", "json").stdout)
+
+
+def test_compose_profiles_render():
+    assert "gptj" in compose_config("gptj")["services"]
+    cuda = compose_config("cuda")["services"]["gptj-cuda"]
+    devices = cuda["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
+    assert cuda["environment"]["DEVICE"] == "cuda" and cuda["ipc"] == "host"
+    assert all(not s.get("privileged") for s in compose_config("gptj", "cuda")["services"].values())
