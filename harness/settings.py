@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,9 +116,11 @@ def devices(config: RunConfig) -> list[str]:
     available = torch.cuda.device_count()
     wanted = [f"cuda:{first + i}" for i in range(config.n_devices)]
     if first + config.n_devices > available:
+        hint = ("; in a container, run the service's cuda profile (docker compose --profile cuda run --rm "
+                f"{config.benchmark}-cuda)" if os.environ.get("HARNESS_IMAGE_COMMIT") else "")
         raise InvalidSettings(f"--device {config.device} --n-devices {config.n_devices} needs "
                               f"{', '.join(wanted)} but {available} CUDA device(s) are visible; "
-                              f"use --device cpu or fewer devices")
+                              f"use --device cpu or fewer devices{hint}")
     return wanted
 
 

@@ -50,13 +50,16 @@ def test_sample_count(config):
         settings.check_sample_count(replace(config, n_count=65), 64)
 
 
-def test_devices(config):
+def test_devices(config, monkeypatch):
     assert settings.devices(replace(config, n_devices=3)) == ["cpu", "cpu", "cpu"]
     import torch
 
     if torch.cuda.device_count() == 0:
         with pytest.raises(InvalidSettings, match="0 CUDA device"):
             settings.devices(replace(config, device="cuda:1"))
+        monkeypatch.setenv("HARNESS_IMAGE_COMMIT", "abc")  # inside a benchmark image
+        with pytest.raises(InvalidSettings, match=r"docker compose --profile cuda run --rm gptj-cuda"):
+            settings.devices(replace(config, device="cuda:0"))
 
 
 PROBE = """
