@@ -1,8 +1,8 @@
 """``harness``: one command line for every benchmark.
 
     harness list
-    harness demo-data gptj --out DIR [--seed N]
-    harness run gptj --scenario Offline --mode accuracy [--n-count N] [--dtype fp32] [--device cpu] ...
+    harness demo-data ID --out DIR [--seed N]
+    harness run ID --scenario Offline --mode accuracy [--n-count N] [--dtype fp32] [--device cpu] ...
     harness evaluate RUN_DIR [--data DIR]
     harness merge RUN_DIR... --out DIR [--data DIR]
 

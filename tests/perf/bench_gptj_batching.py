@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from harness import datadir, logs, registry  # noqa: E402
-from harness.sut import QSL, SUT, BatchPolicy, SutStats  # noqa: E402
+from harness.sut import SUT, BatchPolicy  # noqa: E402
 
 
 def settings(n: int):
@@ -85,7 +85,7 @@ def main() -> None:
     data, _ = datadir.resolve(bench, args.data)
     dataset = bench.dataset.load(data)
     n = min(args.samples, len(dataset))
-    dataset.input_ids  # tokenize up front
+    dataset.sample_length(0)  # tokenizes every prompt up front, outside the timed runs
     torch.set_num_threads(os.cpu_count() or 1)
     model = bench.backend.load(data, "cpu", "fp32")
     model.warmup(dataset[0])
