@@ -4,6 +4,8 @@
     harness demo-data ID --out DIR [--seed N]
     harness run ID --scenario Offline --mode accuracy [--n-count N] [--dtype fp32] [--device cpu] ...
     harness evaluate RUN_DIR [--data DIR]
+    harness verify ID [--data DIR]
+    harness prepare ID --from DIR [--data DIR]
     harness merge RUN_DIR... --out DIR [--data DIR]
 
 Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
@@ -89,6 +91,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness import artifacts
+
+    bench = registry.get(args.benchmark)
+    print(artifacts.verify(bench, args.data or datadir.data_root() / bench.spec.id))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from harness import artifacts
+
+    bench = registry.get(args.benchmark)
+    print(artifacts.prepare(bench, args.source, args.data or datadir.data_root() / bench.spec.id))
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from harness import partition
 
@@ -139,6 +157,17 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--data", type=Path, help="data folder, if it moved since the run")
     ev.set_defaults(fn=cmd_evaluate)
+
+    verify = sub.add_parser("verify", help="check a data folder against the benchmark's artifacts.toml")
+    verify.add_argument("benchmark")
+    verify.add_argument("--data", type=Path, help="data folder (default: ./data/<id>)")
+    verify.set_defaults(fn=cmd_verify)
+
+    prepare = sub.add_parser("prepare", help="copy real artifacts into a data folder, verified, atomically")
+    prepare.add_argument("benchmark")
+    prepare.add_argument("--from", dest="source", type=Path, required=True, help="folder holding the artifacts")
+    prepare.add_argument("--data", type=Path, help="data folder to fill (default: ./data/<id>)")
+    prepare.set_defaults(fn=cmd_prepare)
 
     merge = sub.add_parser("merge", help="merge partitioned accuracy runs and score the whole")
     merge.add_argument("dirs", type=Path, nargs="+")

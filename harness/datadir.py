@@ -1,7 +1,8 @@
 """Where datasets, models, demo data and results live, and which tier a run uses.
 
 * Real data: ``--data DIR``, else ``$HARNESS_DATA/<id>`` (default ``./data/<id>``). It is real
-  when every path of the spec's ``real_data`` exists there.
+  when every artifact of the benchmark's ``artifacts.toml`` is there; a run checks them (and
+  their recorded sha256) first and refuses missing or corrupt ones.
 * Demo tier: with no real data, a run uses (and builds once, offline) the benchmark's demo data
   under ``$HARNESS_CACHE/demo/<id>-seed<seed>`` (default ``~/.cache/mlperf-harness``). A demo
   folder carries ``DEMO.json``; results produced on it are flagged demo and can never be packaged.
@@ -39,7 +40,23 @@ def is_demo(folder: Path) -> bool:
 
 
 def missing_real(bench: Benchmark, folder: Path) -> list[str]:
-    return [p for p in bench.spec.real_data if not (folder / p).exists()]
+    from harness.artifacts import artifacts
+
+    return [a.path for a in artifacts(bench) if not (folder / a.path).exists()]
+
+
+def _paths(bench: Benchmark) -> list[str]:
+    from harness.artifacts import artifacts
+
+    return [a.path for a in artifacts(bench)]
+
+
+def _checked(bench: Benchmark, folder: Path) -> Path:
+    """The folder, once every artifact is present and matches its recorded sha256."""
+    from harness.artifacts import verify
+
+    verify(bench, folder)
+    return folder.resolve()
 
 
 def build_demo(bench: Benchmark, out: Path, seed: int = 0) -> Path:
@@ -72,10 +89,10 @@ def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, b
         if missing:
             raise DataError(f"--data {data} lacks {', '.join(missing)}: see benchmarks/{bench.spec.id}/README.md "
                             f"for the layout, or omit --data to use the demo tier")
-        return data.resolve(), False
+        return _checked(bench, data), False
     real = data_root() / bench.spec.id
-    if real.is_dir() and not missing_real(bench, real):
-        return real.resolve(), False
+    if real.is_dir() and any((real / a).exists() for a in _paths(bench)):
+        return _checked(bench, real), False
     demo = cache_root() / "demo" / f"{bench.spec.id}-seed{seed}"
     if not is_demo(demo):
         print(f"building the {bench.spec.id} demo tier in {demo} (offline, once)", flush=True)

@@ -22,7 +22,8 @@ COPY images/entrypoint.sh /usr/local/bin/entrypoint
 # the demo tier, built offline at image build time, so a run without data starts at once
 RUN cd /opt/mlperf-harness && python -m harness demo-data "${BENCHMARK}" --out "cache/demo/${BENCHMARK}-seed0" \
     && sha256sum /opt/locks/*.lock > /opt/mlperf-harness/locks.sha256 \
-    && chmod -R a+rX /opt/mlperf-harness && mkdir -p /results /data && chown mlperf:mlperf /results
+    && chmod -R a+rX /opt/mlperf-harness \
+    && mkdir -p /results "/data/${BENCHMARK}" && chown mlperf:mlperf /results "/data/${BENCHMARK}"
 USER mlperf
 WORKDIR /home/mlperf
 ENTRYPOINT ["entrypoint"]

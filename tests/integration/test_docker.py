@@ -118,3 +118,21 @@ def test_compose_profiles_render():
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert cuda["environment"]["DEVICE"] == "cuda" and cuda["ipc"] == "host"
     assert all(not s.get("privileged") for s in compose_config("gptj", "cuda")["services"].values())
+
+
+def test_data_service_gates_the_benchmark(gptj_image, tmp_path):
+    data = tmp_path / "data"
+    (data / "model").mkdir(parents=True)
+    (data / "cnn_eval.json").write_text("{")
+    results = writable(tmp_path / "results")
+    env = os.environ | {"GPTJ_DATA": str(data), "RESULTS_DIR": str(results)}
+    try:
+        done = sh("docker", "compose", "run", "--rm", "gptj", env=env, check=False)
+        assert done.returncode != 0 and 'service "gptj-data" didn\'t complete successfully' in done.stderr
+        logs = sh("docker", "compose", "logs", "gptj-data", env=env).stdout
+        assert "cnn_eval.json is not valid UTF-8 JSON" in logs
+        assert not any(results.iterdir())  # the benchmark never started
+        ok = sh("docker", "compose", "run", "--rm", "gptj-data", env=os.environ | {"RESULTS_DIR": str(results)})
+        assert "runs will use the demo tier" in ok.stdout  # the empty default volume
+    finally:
+        sh("docker", "compose", "--profile", "gptj", "down", env=env, check=False)

@@ -40,4 +40,4 @@ def test_folder_missing_a_required_file_is_named(tmp_path, monkeypatch):
 def test_spec_validation_lists_problems():
     with pytest.raises(InvalidSettings, match=r"must be a Python identifier.*unknown scenario 'Batch'"):
         BenchmarkSpec(id="3d-unet", mlperf_names=("3d-unet-99",), conf_key="3d-unet", datacenter_scenarios=("Batch",),
-                      edge_scenarios=(), dataset_size=43, performance_count=43, payload_dtype="uint8", real_data=())
+                      edge_scenarios=(), dataset_size=43, performance_count=43, payload_dtype="uint8")

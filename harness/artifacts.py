@@ -1,0 +1,134 @@
+"""Real datasets and models: what ``artifacts.toml`` lists, verified and put in place atomically.
+
+Each benchmark's ``artifacts.toml`` holds ``[[artifact]]`` tables::
+
+    [[artifact]]
+    path = "cnn_eval.json"     # file or folder, relative to the data folder
+    kind = "dataset"           # or "model"
+    source = "where it comes from"
+    sha256 = "..."             # optional until recorded; a folder's hash is the sha256 of its
+                               # `sha256sum`-style listing (sorted relative paths)
+
+``verify`` checks presence, every recorded hash and that the dataset reads (hashes are cached by path, size and mtime,
+so a second check does not re-read tens of GB); ``prepare`` copies the artifacts from a folder
+the user has into the data folder: into a hidden staging folder first, verified, then renamed
+into place, so a data folder never holds a half-copied artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import datadir
+from harness.errors import DataError
+from harness.registry import Benchmark
+from harness.util import sha256_file
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str
+    kind: str
+    source: str
+    sha256: str | None = None
+
+
+def artifacts(bench: Benchmark) -> list[Artifact]:
+    path = bench.folder / "artifacts.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+        return [Artifact(a["path"], a["kind"], a["source"], a.get("sha256")) for a in raw.get("artifact", [])]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is malformed ({exc!r}): each [[artifact]] needs path, kind and source") from exc
+
+
+def _cache() -> Path:
+    return datadir.cache_root() / "sha256-cache.json"
+
+
+def tree_sha256(target: Path) -> str:
+    """sha256 of a file, or of a folder's sorted ``<sha256>  <relative path>`` listing."""
+    cache_file = _cache()
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+
+    def one(file: Path) -> str:
+        stat = file.stat()
+        key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = sha256_file(file)
+        return cache[key]
+
+    if target.is_file():
+        digest = one(target)
+    else:
+        files = sorted(p for p in target.rglob("*") if p.is_file())
+        listing = "".join(f"{one(f)}  {f.relative_to(target).as_posix()}\n" for f in files)
+        digest = hashlib.sha256(listing.encode()).hexdigest()
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache))
+    except OSError:
+        pass  # a read-only cache only costs re-hashing next time
+    return digest
+
+
+def problems(bench: Benchmark, folder: Path) -> list[str]:
+    """Every missing or mismatched artifact in ``folder``, each with what to do."""
+    found = []
+    for a in artifacts(bench):
+        target = folder / a.path
+        if not target.exists():
+            found.append(f"{target} is missing ({a.kind}; source: {a.source}); put it there with "
+                         f"`harness prepare {bench.spec.id} --from DIR`")
+        elif a.sha256 and (actual := tree_sha256(target)) != a.sha256:
+            found.append(f"{target} is corrupt or another version: sha256 {actual}, expected {a.sha256}; "
+                         f"replace it from {a.source}")
+    return found
+
+
+def verify(bench: Benchmark, folder: Path) -> str:
+    """A one-line verdict; raises DataError listing every problem. An empty folder means the demo tier."""
+    listed = artifacts(bench)
+    if not folder.is_dir() or not any((folder / a.path).exists() for a in listed):
+        return f"{folder}: no real {bench.spec.id} data; runs will use the demo tier"
+    found = problems(bench, folder)
+    if found:
+        raise DataError(f"{bench.spec.id} data in {folder} is not usable:\n  - " + "\n  - ".join(found))
+    samples = len(bench.dataset.load(folder))  # the dataset must also read in its real format
+    hashed = sum(1 for a in listed if a.sha256)
+    return (f"{folder}: {len(listed)} {bench.spec.id} artifacts present, {hashed} verified by sha256; "
+            f"{samples} samples read")
+
+
+def prepare(bench: Benchmark, source: Path, folder: Path) -> str:
+    """Copy the artifacts from ``source`` into ``folder`` through a verified staging folder."""
+    if not source.is_dir():
+        raise DataError(f"--from {source} is not a folder")
+    listed = artifacts(bench)
+    missing = [a.path for a in listed if not (source / a.path).exists()]
+    if missing:
+        raise DataError(f"{source} lacks {', '.join(missing)}; see benchmarks/{bench.spec.id}/artifacts.toml")
+    clashes = [a.path for a in listed if (folder / a.path).exists()]
+    if clashes:
+        raise DataError(f"{folder} already holds {', '.join(clashes)}; nothing is overwritten: remove them first")
+    stage = folder / f".staging-{os.getpid()}"
+    try:
+        stage.mkdir(parents=True)
+        for a in listed:
+            (stage / a.path).parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if (source / a.path).is_dir() else shutil.copy2)(source / a.path, stage / a.path)
+        found = problems(bench, stage)
+        if found:
+            raise DataError(f"the copies from {source} do not verify:\n  - " + "\n  - ".join(found))
+        for a in listed:
+            (folder / a.path).parent.mkdir(parents=True, exist_ok=True)
+            (stage / a.path).rename(folder / a.path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return verify(bench, folder)

@@ -1,0 +1,79 @@
+"""Data folder verification and atomic preparation, on a hand-made artifacts list."""
+
+import hashlib
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from harness import artifacts, registry
+from harness.errors import DataError
+
+
+RECORDS = '[{"instruction": "i", "input": "a", "output": "o"}]'
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+    """gptj with an artifacts.toml whose hashes we know."""
+    folder = tmp_path / "bench"
+    shutil.copytree(registry.get("gptj").folder, folder)
+    source = tmp_path / "source"
+    (source / "model").mkdir(parents=True)
+    (source / "cnn_eval.json").write_text(RECORDS)
+    (source / "model" / "config.json").write_text("{}")
+    (source / "model" / "w.bin").write_bytes(b"\0" * 10)
+    file_hash = hashlib.sha256(RECORDS.encode()).hexdigest()
+    listing = "".join(f"{hashlib.sha256(c).hexdigest()}  {n}\n" for n, c in (("config.json", b"{}"), ("w.bin", b"\0" * 10)))
+    folder_hash = hashlib.sha256(listing.encode()).hexdigest()
+    (folder / "artifacts.toml").write_text(
+        f'[[artifact]]\npath = "cnn_eval.json"\nkind = "dataset"\nsource = "s"\nsha256 = "{file_hash}"\n'
+        f'[[artifact]]\npath = "model"\nkind = "model"\nsource = "s"\nsha256 = "{folder_hash}"\n')
+    return replace(registry.get("gptj"), folder=folder), source
+
+
+def test_hashes_of_files_and_folders(bench):
+    b, source = bench
+    assert artifacts.problems(b, source) == []
+    assert artifacts.tree_sha256(source / "cnn_eval.json") == hashlib.sha256(RECORDS.encode()).hexdigest()
+
+
+def test_verify_names_missing_and_corrupt_files(bench, tmp_path):
+    b, source = bench
+    assert "demo tier" in artifacts.verify(b, tmp_path / "empty")
+    (source / "model" / "w.bin").write_bytes(b"\1" * 10)
+    (source / "cnn_eval.json").unlink()
+    with pytest.raises(DataError) as err:
+        artifacts.verify(b, source)
+    assert "cnn_eval.json is missing" in str(err.value) and "harness prepare gptj --from DIR" in str(err.value)
+    assert "model is corrupt or another version" in str(err.value)
+
+
+def test_prepare_copies_verifies_and_never_overwrites(bench, tmp_path):
+    b, source = bench
+    data = tmp_path / "data"
+    assert "2 gptj artifacts present, 2 verified by sha256; 1 samples read" in artifacts.prepare(b, source, data)
+    assert (data / "model" / "w.bin").read_bytes() == b"\0" * 10
+    assert not list(data.glob(".staging-*"))
+    with pytest.raises(DataError, match="already holds cnn_eval.json, model; nothing is overwritten"):
+        artifacts.prepare(b, source, data)
+    (source / "model" / "w.bin").write_bytes(b"\1" * 10)
+    with pytest.raises(DataError, match="do not verify"):
+        artifacts.prepare(b, source, tmp_path / "data2")
+    assert not (tmp_path / "data2" / "model").exists() and not list((tmp_path / "data2").glob(".staging-*"))
+
+
+def test_malformed_artifacts_file(bench):
+    b, _ = bench
+    (b.folder / "artifacts.toml").write_text("[[artifact]]\npath = 1\n")
+    with pytest.raises(DataError, match="needs path, kind and source"):
+        artifacts.artifacts(b)
+
+
+def test_verify_reads_the_dataset(bench):
+    b, source = bench
+    (b.folder / "artifacts.toml").write_text(
+        '[[artifact]]\npath = "cnn_eval.json"\nkind = "dataset"\nsource = "s"\n')  # no hash recorded
+    (source / "cnn_eval.json").write_text("[{")
+    with pytest.raises(DataError, match="cnn_eval.json is not valid UTF-8 JSON"):
+        artifacts.verify(b, source)
