@@ -20,7 +20,7 @@ from harness.errors import InvalidSettings
 from harness.spec import DTYPES, MODES, SCENARIOS, BenchmarkSpec
 from harness.util import suggest
 
-_DEVICE = re.compile(r"^(cpu|cuda)(:(\d+))?$")
+_DEVICE = re.compile(r"^(cpu|cuda|rngd)(:(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,11 @@ def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
         problems.append(f"mode {config.mode!r} is unknown; use one of {', '.join(MODES)}{suggest(config.mode, MODES)}")
     if config.dtype not in DTYPES:
         problems.append(f"dtype {config.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
-    if not _DEVICE.match(config.device):
-        problems.append(f"device {config.device!r} is unknown; use cpu, cuda or cuda:N")
+    if not (device := _DEVICE.match(config.device)):
+        problems.append(f"device {config.device!r} is unknown; use cpu, cuda, cuda:N, rngd or rngd:N")
+    elif device.group(1) not in spec.devices:
+        problems.append(f"{spec.id}'s image runs on {', '.join(spec.devices)}, not {device.group(1)}; "
+                        f"use --device {spec.devices[0]}")
     if config.batch_tokens is not None and config.batch_tokens < 1:
         problems.append(f"--batch-tokens must be at least 1, got {config.batch_tokens}")
     for name in ("n_devices", "batch_size", "n_partitions"):

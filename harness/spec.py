@@ -35,6 +35,8 @@ class BenchmarkSpec:
     """Samples LoadGen keeps loaded during a performance run (clamped to the dataset in use)."""
     payload_dtype: str
     """numpy dtype of the response bytes; the scorer decodes the accuracy log with the same dtype."""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    """Device kinds its backend runs on (``cpu``, ``cuda``, ``rngd``)."""
     default_batch_size: int = 1
     default_batch_tokens: dict[str, int] = field(default_factory=dict)
     """Per device kind (``cpu``, ``cuda``): cap on samples x longest sample length in a batch."""

@@ -117,7 +117,16 @@ def test_compose_profiles_render():
     devices = cuda["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     assert cuda["environment"]["DEVICE"] == "cuda" and cuda["ipc"] == "host"
-    assert all(not s.get("privileged") for s in compose_config("gptj", "cuda")["services"].values())
+    rngd = compose_config("rngd")["services"]["gptj-rngd"]
+    assert rngd["devices"][0]["source"] == "furiosa.ai/rngd=all"
+    seccomp = next(o for o in rngd["security_opt"] if o.startswith("seccomp="))
+    profile = json.loads((ROOT / seccomp.removeprefix("seccomp=")).read_text())
+    refused = {name for rule in profile["syscalls"] for name in rule["names"]}
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW" and not refused & {"io_uring_setup", "io_uring_enter",
+                                                                             "io_uring_register"}
+    assert {"mount", "kexec_load", "bpf"} <= refused
+    services = compose_config("gptj", "cuda", "rngd")["services"]
+    assert all(not s.get("privileged") for s in services.values())
 
 
 def test_data_service_gates_the_benchmark(gptj_image, tmp_path):

@@ -32,6 +32,7 @@ def test_valid_config_passes(config):
     ({"mode": "perf"}, "mode 'perf' is unknown"),
     ({"dtype": "int8"}, "dtype 'int8' is unknown"),
     ({"device": "tpu"}, "device 'tpu' is unknown"),
+    ({"device": "rngd:0"}, "gptj's image runs on cpu, cuda, not rngd"),
     ({"n_count": 0}, "--n-count must be at least 1"),
     ({"batch_size": 0}, "--batch-size must be at least 1"),
     ({"n_partitions": 4, "partition_offset": 4}, r"--partition-offset 4 must be in \[0, 4\)"),
