@@ -16,6 +16,8 @@ if [ -n "${LOCAL_WHEELS:-}" ]; then
   server=$!
   trap 'kill $server' EXIT
   sleep 1
+  kill -0 "$server" 2>/dev/null || {
+    echo "build.sh: could not serve the wheelhouse on 127.0.0.1:$port (port in use?); set WHEELS_PORT" >&2; exit 1; }
   base_wheels="http://127.0.0.1:$port/base/wheels/"   # URLs the builds (host network) fetch from
   torch_wheels="http://127.0.0.1:$port/pytorch/wheels/"
 fi

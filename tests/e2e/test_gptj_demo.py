@@ -182,3 +182,22 @@ def test_accuracy_in_other_scenarios(scenario, demo_data, tmp_path):
                    "--out", str(out)) == 0
     accuracy = json.loads((out / "result.json").read_text())["accuracy"]
     assert accuracy["metrics"]["gen_num"] == 3 and accuracy["problems"] == []
+
+
+def test_timeout_kills_a_test_and_says_so(demo_data, tmp_path, capsys):
+    out = tmp_path / "slow"
+    assert harness("run", "gptj", "--n-count", "2", "--timeout", "0.5", "--data", str(demo_data("gptj")),
+                   "--out", str(out)) == 2
+    assert "accuracy exceeded --timeout 0.5 s and was killed" in capsys.readouterr().err
+    assert (out / "accuracy.log").exists()  # what the test printed before it was killed is kept
+
+
+def test_trace_on_request_and_check_exit_code(demo_data, tmp_path):
+    conf = tmp_path / "smoke.conf"
+    conf.write_text("*.Offline.min_duration = 500\n*.Offline.target_qps = 1000\n*.Offline.min_query_count = 1\n")
+    out = tmp_path / "traced"
+    # the demo model fails the real accuracy targets: --check turns that into exit status 1
+    assert harness("run", "gptj", "--mode", "submission", "--null-backend", "--trace", "--check", "--n-count", "4",
+                   "--user-conf", str(conf), "--data", str(demo_data("gptj")), "--out", str(out)) == 1
+    assert (out / "performance" / "run_1" / "mlperf_log_trace.json").stat().st_size > 0
+    assert (out / "accuracy" / "mlperf_log_accuracy.json").is_file()
