@@ -92,14 +92,19 @@ def problems(bench: Benchmark, folder: Path) -> list[str]:
     return found
 
 
+def require(bench: Benchmark, folder: Path) -> None:
+    """Raise DataError listing every missing or mismatched artifact in ``folder``."""
+    found = problems(bench, folder)
+    if found:
+        raise DataError(f"{bench.spec.id} data in {folder} is not usable:\n  - " + "\n  - ".join(found))
+
+
 def verify(bench: Benchmark, folder: Path) -> str:
     """A one-line verdict; raises DataError listing every problem. An empty folder means the demo tier."""
     listed = artifacts(bench)
     if not folder.is_dir() or not any((folder / a.path).exists() for a in listed):
         return f"{folder}: no real {bench.spec.id} data; runs will use the demo tier"
-    found = problems(bench, folder)
-    if found:
-        raise DataError(f"{bench.spec.id} data in {folder} is not usable:\n  - " + "\n  - ".join(found))
+    require(bench, folder)
     samples = len(bench.dataset.load(folder))  # the dataset must also read in its real format
     hashed = sum(1 for a in listed if a.sha256)
     return (f"{folder}: {len(listed)} {bench.spec.id} artifacts present, {hashed} verified by sha256; "

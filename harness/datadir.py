@@ -39,23 +39,24 @@ def is_demo(folder: Path) -> bool:
     return (folder / DEMO_MARKER).is_file()
 
 
-def missing_real(bench: Benchmark, folder: Path) -> list[str]:
-    from harness.artifacts import artifacts
-
-    return [a.path for a in artifacts(bench) if not (folder / a.path).exists()]
-
-
 def _paths(bench: Benchmark) -> list[str]:
     from harness.artifacts import artifacts
 
     return [a.path for a in artifacts(bench)]
 
 
-def _checked(bench: Benchmark, folder: Path) -> Path:
-    """The folder, once every artifact is present and matches its recorded sha256."""
-    from harness.artifacts import verify
+def missing_real(bench: Benchmark, folder: Path) -> list[str]:
+    return [p for p in _paths(bench) if not (folder / p).exists()]
 
-    verify(bench, folder)
+
+def _checked(bench: Benchmark, folder: Path) -> Path:
+    """The folder, once every artifact is present and matches its recorded sha256.
+
+    The dataset itself is read (and its format checked) by the run, once.
+    """
+    from harness.artifacts import require
+
+    require(bench, folder)
     return folder.resolve()
 
 

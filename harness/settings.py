@@ -62,6 +62,12 @@ class RunConfig:
         return self.n_partitions > 1
 
 
+def device_kind(device: str) -> str | None:
+    """``cuda:1`` -> ``cuda``; None for a string that is not a device."""
+    match = _DEVICE.match(device)
+    return match.group(1) if match else None
+
+
 def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
     """Raise InvalidSettings listing every problem with the requested run."""
     problems = []
@@ -72,10 +78,10 @@ def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
         problems.append(f"mode {config.mode!r} is unknown; use one of {', '.join(MODES)}{suggest(config.mode, MODES)}")
     if config.dtype not in DTYPES:
         problems.append(f"dtype {config.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
-    if not (device := _DEVICE.match(config.device)):
+    if (kind := device_kind(config.device)) is None:
         problems.append(f"device {config.device!r} is unknown; use cpu, cuda, cuda:N, rngd or rngd:N")
-    elif device.group(1) not in spec.devices:
-        problems.append(f"{spec.id}'s image runs on {', '.join(spec.devices)}, not {device.group(1)}; "
+    elif kind not in spec.devices:
+        problems.append(f"{spec.id}'s image runs on {', '.join(spec.devices)}, not {kind}; "
                         f"use --device {spec.devices[0]}")
     if config.batch_tokens is not None and config.batch_tokens < 1:
         problems.append(f"--batch-tokens must be at least 1, got {config.batch_tokens}")
@@ -114,10 +120,12 @@ def devices(config: RunConfig) -> list[str]:
     kind, first = match.group(1), int(match.group(3) or 0)
     if kind == "cpu":
         return ["cpu"] * config.n_devices
+    wanted = [f"{kind}:{first + i}" for i in range(config.n_devices)]
+    if kind != "cuda":
+        return wanted  # the backend that drives these devices checks that they exist
     import torch
 
     available = torch.cuda.device_count()
-    wanted = [f"cuda:{first + i}" for i in range(config.n_devices)]
     if first + config.n_devices > available:
         hint = ("; in a container, run the service's cuda profile (docker compose --profile cuda run --rm "
                 f"{config.benchmark}-cuda)" if os.environ.get("HARNESS_IMAGE_COMMIT") else "")

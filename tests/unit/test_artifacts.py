@@ -77,3 +77,13 @@ def test_verify_reads_the_dataset(bench):
     (source / "cnn_eval.json").write_text("[{")
     with pytest.raises(DataError, match="cnn_eval.json is not valid UTF-8 JSON"):
         artifacts.verify(b, source)
+
+
+def test_a_run_refuses_corrupt_real_data(bench):
+    from harness import datadir
+
+    b, source = bench
+    assert datadir.resolve(b, source) == (source.resolve(), False)
+    (source / "cnn_eval.json").write_text(RECORDS.replace('"o"', '"x"'))
+    with pytest.raises(DataError, match="cnn_eval.json is corrupt or another version"):
+        datadir.resolve(b, source)

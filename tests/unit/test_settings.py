@@ -53,6 +53,8 @@ def test_sample_count(config):
 
 def test_devices(config, monkeypatch):
     assert settings.devices(replace(config, n_devices=3)) == ["cpu", "cpu", "cpu"]
+    assert settings.devices(replace(config, device="rngd:2", n_devices=2)) == ["rngd:2", "rngd:3"]
+    assert settings.device_kind("cuda:1") == "cuda" and settings.device_kind("gpu") is None
     import torch
 
     if torch.cuda.device_count() == 0:
