@@ -2,7 +2,8 @@
 
 Contract with LoadGen (see DESIGN.md, "Core contracts"):
 
-* ``IssueQuery`` only enqueues and returns. Worker threads, one per replica (device), take
+* ``IssueQuery`` only enqueues and returns. Worker threads, one per replica (device), build
+  their replica (load and warm up the model) and then take
   batches from ONE shared queue: Offline takes what is there up to ``max_batch`` (the single
   Offline query is sorted by sample length first, so batches pad little); Server waits at most
   ``max_wait_s`` for a batch to fill (dynamic batching under a latency budget).
@@ -13,6 +14,12 @@ Contract with LoadGen (see DESIGN.md, "Core contracts"):
   ``stall_timeout_s``, it completes them empty, records why, and fails every later query at once,
   so LoadGen finishes instead of hanging forever.
 * Buffers handed to ``QuerySamplesComplete`` stay alive until it returns (LoadGen copies them then).
+
+Why each worker builds its own replica: libgomp gives every thread that runs parallel work its own
+OpenMP team. Had the main thread loaded the model, its idle team would oversubscribe the cores
+once a worker starts a second one, and libgomp then throttles spin-waiting: every small op waits
+for a futex wake (GPT-J demo generation ran 2.5x slower on 2 cores). Loading on the worker keeps
+one team per replica, and loads several devices in parallel.
 """
 
 from __future__ import annotations
@@ -79,8 +86,8 @@ class SutStats:
 class SUT:
     """A LoadGen SUT over one or more backend replicas sharing one queue."""
 
-    def __init__(self, get_sample: Callable[[int], Any], replicas: Sequence[Backend], policy: BatchPolicy,
-                 payload_dtype: str, stall_timeout_s: float,
+    def __init__(self, get_sample: Callable[[int], Any], replicas: Sequence[Callable[[], Backend]],
+                 policy: BatchPolicy, payload_dtype: str, stall_timeout_s: float,
                  sample_length: Callable[[int], int] | None = None) -> None:
         if not replicas:
             raise ValueError("at least one backend replica is needed")
@@ -98,18 +105,31 @@ class SUT:
         self._aborted: str | None = None
         self._last_progress = time.monotonic()
         self._threads: list[threading.Thread] = []
+        self._ready = threading.Semaphore(0)
+        self._load_errors: list[BaseException] = []
         self.stats = SutStats()
         self.handle: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> int:
+        """Build every replica on its worker thread, then construct the LoadGen SUT.
+
+        Raises the first error a replica factory raised (after stopping the others).
+        """
         import mlperf_loadgen as lg
 
         self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(self._replicas)]
-        self._threads.append(threading.Thread(target=self._watch, name="sut-watchdog", daemon=True))
         for t in self._threads:
             t.start()
+        for _ in self._threads:
+            self._ready.acquire()
+        if self._load_errors:
+            self.stop()
+            raise self._load_errors[0]
+        watchdog = threading.Thread(target=self._watch, name="sut-watchdog", daemon=True)
+        self._threads.append(watchdog)
+        watchdog.start()
         # the "fast" SUT hands us plain id and index lists instead of QuerySample objects
         self.handle = lg.ConstructFastSUT(self._issue, self._flush)
         return self.handle
@@ -190,7 +210,14 @@ class SUT:
                     return batch
                 self._cond.wait(remaining)
 
-    def _work(self, backend: Backend) -> None:
+    def _work(self, build: Callable[[], Backend]) -> None:
+        try:
+            backend = build()
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it
+            self._load_errors.append(exc)
+            return
+        finally:
+            self._ready.release()
         while (batch := self._next_batch()) is not None:
             try:
                 outputs = backend.predict([self._get_sample(index) for _, index in batch])

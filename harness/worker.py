@@ -12,12 +12,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import registry, settings
 from harness.errors import HarnessError
 from harness.jobs import Job
-from harness.sut import QSL, SUT, BatchPolicy, NullBackend
+from harness.sut import QSL, SUT, Backend, BatchPolicy, NullBackend
 
 
 def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
@@ -47,23 +48,29 @@ def run(run_dir: Path, job: Job) -> None:
     data_dir = Path(config.data_dir)
     dataset = bench.dataset.load(data_dir)
     start, count = job.start, job.stop - job.start
-    if config.null_backend:
-        replicas = [NullBackend() for _ in job.devices]
-    else:
-        replicas = [bench.backend.load(data_dir, device, config.dtype) for device in job.devices]
-    for replica in replicas:
-        if hasattr(replica, "warmup"):
-            replica.warmup(dataset[start])  # untimed: LoadGen has no warm-up hook
+
+    def replica(device: str) -> Callable[[], Backend]:
+        def build() -> Backend:  # runs on the replica's worker thread (see harness.sut)
+            if config.null_backend:
+                return NullBackend()
+            backend = bench.backend.load(data_dir, device, config.dtype)
+            if hasattr(backend, "warmup"):
+                backend.warmup(dataset[start])  # untimed: LoadGen has no warm-up hook
+            return backend
+        return build
+
     lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf))
     sample_length = getattr(dataset, "sample_length", None)
-    sut = SUT(lambda i: dataset[start + i], replicas, batch_policy(config, lg_settings), spec.payload_dtype,
+    policy = batch_policy(config, lg_settings)
+    sut = SUT(lambda i: dataset[start + i], [replica(d) for d in job.devices], policy, spec.payload_dtype,
               config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None)
     load = getattr(dataset, "load_samples", lambda indices: None)
     unload = getattr(dataset, "unload_samples", lambda indices: None)
     qsl = QSL(count, min(spec.performance_count, count), lambda ix: load([start + i for i in ix]),
               lambda ix: unload([start + i for i in ix]), sut.stats)
+    sut_handle = sut.start()  # loads and warms up the replicas
     began = time.monotonic()
-    lg.StartTestWithLogSettings(sut.start(), qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
+    lg.StartTestWithLogSettings(sut_handle, qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
     elapsed = time.monotonic() - began
     sut.stop()
     qsl.stop()

@@ -12,10 +12,12 @@ Usage: python tests/perf/bench_gptj_batching.py [--samples 32] [--data DIR]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,7 +55,12 @@ def measure(sut_handle: int, n: int) -> float:
     return float(detail.get("result_samples_per_second"))
 
 
-def reference_style(model, dataset, n: int) -> float:
+def reference_style(data: Path, n: int) -> float:
+    """The model is loaded, warmed up and run on the main thread, as the reference does."""
+    bench, dataset = _load(data)
+    model = bench.backend.load(data, "cpu", "fp32")
+    model.warmup(dataset[0])
+
     def issue(samples):
         for q in samples:  # synchronously, one sample at a time, on LoadGen's thread
             out = np.ascontiguousarray(model.predict([dataset[q.index]])[0])
@@ -66,14 +73,38 @@ def reference_style(model, dataset, n: int) -> float:
         lg.DestroySUT(sut)
 
 
-def ours(replicas, dataset, n: int, batch: int, tokens: int | None) -> float:
+def ours(data: Path, n: int, replicas: int, batch: int, tokens: int | None) -> float:
+    """As ``harness run`` does it: each replica is loaded and warmed up on the thread that serves it."""
+    bench, dataset = _load(data)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // replicas))
+
+    def replica():
+        model = bench.backend.load(data, "cpu", "fp32")
+        model.warmup(dataset[0])
+        return model
+
     policy = BatchPolicy(batch, 0.0, sort_by_length=True, max_tokens=tokens)
-    sut = SUT(lambda i: dataset[i], replicas, policy, "int64", 600.0, sample_length=dataset.sample_length)
+    sut = SUT(lambda i: dataset[i], [replica] * replicas, policy, "int64", 600.0,
+              sample_length=dataset.sample_length)
     try:
         return measure(sut.start(), n)
     finally:
         sut.stop()
         assert sut.stats.failed == 0, sut.stats.errors
+
+
+def _load(data: Path):
+    bench = registry.get("gptj")
+    dataset = bench.dataset.load(data)
+    dataset.sample_length(0)  # tokenizes every prompt up front, outside the timed runs
+    return bench, dataset
+
+
+def in_fresh_process(fn, *args) -> float:
+    """Each measurement gets its own process, as each LoadGen test of a harness run does: OpenMP
+    thread teams left over from one measurement would slow the next."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def main() -> None:
@@ -83,24 +114,18 @@ def main() -> None:
     args = parser.parse_args()
     bench = registry.get("gptj")
     data, _ = datadir.resolve(bench, args.data)
-    dataset = bench.dataset.load(data)
-    n = min(args.samples, len(dataset))
-    dataset.sample_length(0)  # tokenizes every prompt up front, outside the timed runs
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = bench.backend.load(data, "cpu", "fp32")
-    model.warmup(dataset[0])
-    print(f"GPT-J demo, {n} samples, {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}")
-    t = time.monotonic()
-    base = reference_style(model, dataset, n)
-    print(f"reference-style (batch 1 inside IssueQuery): {base:7.3f} samples/s  ({time.monotonic() - t:.0f} s)")
+    n = min(args.samples, len(bench.dataset.load(data)))
     cores = os.cpu_count() or 1
+    print(f"GPT-J demo, {n} samples, {cores} CPU cores")
+    t = time.monotonic()
+    base = in_fresh_process(reference_style, data, n)
+    print(f"reference-style (batch 1 inside IssueQuery, {cores} threads): {base:7.3f} samples/s  "
+          f"({time.monotonic() - t:.0f} s)")
     tokens = bench.spec.default_batch_tokens.get("cpu")
     for replicas, batch, cap in ((1, 8, None), (1, 8, tokens), (cores, 8, tokens)):
-        torch.set_num_threads(max(1, cores // replicas))
-        models = [model] + [bench.backend.load(data, "cpu", "fp32") for _ in range(replicas - 1)]
         t = time.monotonic()
-        rate = ours(models, dataset, n, batch, cap)
-        print(f"harness SUT, {replicas} replica(s) x {torch.get_num_threads()} thread(s), batch {batch}, "
+        rate = in_fresh_process(ours, data, n, replicas, batch, cap)
+        print(f"harness SUT, {replicas} replica(s) x {max(1, cores // replicas)} thread(s), batch {batch}, "
               f"token cap {cap}: {rate:7.3f} samples/s  ratio {rate / base:.2f}  ({time.monotonic() - t:.0f} s)")
 
 

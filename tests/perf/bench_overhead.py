@@ -61,7 +61,7 @@ def bare(scenario: str, args, qps: float) -> logs.Detail:
 
 def ours(scenario: str, args, qps: float) -> logs.Detail:
     policy = BatchPolicy(args.batch, 0.0, sort_by_length=True) if scenario == "Offline" else BatchPolicy(args.batch, 0.0005)
-    sut = SUT(lambda i: i, [NullBackend()], policy, "uint8", 60.0, sample_length=lambda i: i)
+    sut = SUT(lambda i: i, [NullBackend], policy, "uint8", 60.0, sample_length=lambda i: i)
     qsl = QSL(SAMPLES, SAMPLES, lambda ix: None, lambda ix: None, SutStats())
     try:
         detail = start(sut.start(), qsl.start(), settings_for(scenario, args, qps))

@@ -36,7 +36,8 @@ class Echo:
 
 def run(tmp_path, replicas, policy, scenario="Offline", mode=lg.TestMode.AccuracyOnly, total=40,
         stall_timeout_s=30.0, configure=None, sample_length=None):
-    sut = SUT(lambda i: i, replicas, policy, "int64", stall_timeout_s, sample_length)
+    factories = [r if callable(r) else (lambda r=r: r) for r in replicas]
+    sut = SUT(lambda i: i, factories, policy, "int64", stall_timeout_s, sample_length)
     qsl = QSL(total, total, lambda ix: None, lambda ix: None, SutStats())
     settings = lg.TestSettings()
     settings.scenario = getattr(lg.TestScenario, scenario)
@@ -137,6 +138,34 @@ def test_null_backend_performance_run_is_valid(tmp_path):
     assert stats.failed == 0
     detail = logs.read_detail(tmp_path / logs.DETAIL)
     assert detail.get("result_validity") == "VALID", json.dumps(detail.values)[:500]
+
+
+def test_each_replica_is_built_on_the_thread_that_serves_it(tmp_path):
+    built_on, served_on = [], set()
+
+    class Recorder(Echo):
+        def predict(self, samples):
+            served_on.add(threading.get_ident())
+            return super().predict(samples)
+
+    def build():
+        built_on.append(threading.get_ident())
+        return Recorder()
+
+    stats, _ = run(tmp_path, [build, build], BatchPolicy(4))
+    assert stats.completed == 40
+    assert len(set(built_on)) == 2 and threading.get_ident() not in built_on
+    assert served_on <= set(built_on)
+
+
+def test_a_replica_that_fails_to_load_stops_the_start():
+    def broken():
+        raise RuntimeError("no such checkpoint")
+
+    sut = SUT(lambda i: i, [NullBackend, broken], BatchPolicy(1), "int64", 1.0)
+    with pytest.raises(RuntimeError, match="no such checkpoint"):
+        sut.start()
+    assert sut.handle is None
 
 
 def test_sut_needs_a_replica():

@@ -59,6 +59,22 @@ def test_batched_generation_equals_batch_one(data):
         assert np.count_nonzero(out == model.eos) <= 1 and (model.eos not in out[:-1])
 
 
+def test_fused_attention_generates_what_the_eager_attention_does(data):
+    from transformers.models.gptj.modeling_gptj import GPTJAttention
+
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    samples = [ds[i] for i in (0, 7)]  # sample 7 is truncated at 1919 tokens
+    layers = model.model.transformer.h
+    assert all(layer.attn._attn.__func__ is backend._fused_attention for layer in layers)
+    fused = model.predict(samples)
+    for layer in layers:
+        del layer.attn._attn  # back to transformers' eager attention
+    assert all(layer.attn._attn.__func__ is GPTJAttention._attn for layer in layers)
+    eager = model.predict(samples)
+    assert all(np.array_equal(a, b) for a, b in zip(fused, eager))
+
+
 def score_texts(data, predictions: dict[int, str]):
     tok = dataset.load_tokenizer(data)
     outputs = {i: np.asarray(tok(text)["input_ids"], dtype=np.int64) for i, text in predictions.items()}
