@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 CHECKER = {"ROUGE1": r".*'rouge1':\s([\d.]+).*", "ROUGE2": r".*'rouge2':\s([\d.]+).*",
            "ROUGEL": r".*'rougeL':\s([\d.]+).*", "GEN_LEN": r".*'gen_len':\s([\d.]+).*"}
 PERF_CONF = """\
-gptj.Offline.min_duration = 2000
+gptj.Offline.min_duration = 1000
 gptj.Offline.min_query_count = 1
-gptj.Offline.target_qps = 2
+gptj.Offline.target_qps = 16
 """
 
 
