@@ -126,7 +126,7 @@ def image_info() -> dict[str, Any] | None:
     if "HARNESS_IMAGE_COMMIT" not in os.environ:
         return None
     locks = Path(os.environ.get("HARNESS_IMAGE_LOCKS", "/nonexistent"))
-    return {"git_commit": os.environ["HARNESS_IMAGE_COMMIT"],
+    return {"name": os.environ.get("HARNESS_IMAGE_NAME"), "git_commit": os.environ["HARNESS_IMAGE_COMMIT"],
             "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"),
             "locks": locks.read_text().splitlines() if locks.is_file() else None}
 

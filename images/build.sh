@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Build images with Compose in FROM order: `images/build.sh gptj` builds base, pytorch, then gptj.
+# Build benchmark images with Compose: `images/build.sh gptj bert` (the families they build FROM
+# are stages of images/Dockerfile and come along). `docker compose build` does the same where
+# builds reach PyPI; this script adds:
 #
 #   BASE_IMAGE=...     the OS + Python 3.11 image (default python:3.11-slim-bookworm)
-#   LOCAL_WHEELS=1     install from images/<family>/wheels (images/wheelhouse.sh), served on
+#   LOCAL_WHEELS=1     install from images/wheels (images/wheelhouse.sh), served on
 #                      127.0.0.1:$WHEELS_PORT (default 38517) during the build, for machines
 #                      whose builds cannot reach PyPI
 set -euo pipefail
+[ $# -gt 0 ] || { echo "usage: images/build.sh BENCHMARK... (e.g. images/build.sh gptj)" >&2; exit 2; }
 cd "$(dirname "$0")"
 base_image=${BASE_IMAGE:-python:3.11-slim-bookworm}
-base_wheels="" torch_wheels=""
+wheels=""
 if [ -n "${LOCAL_WHEELS:-}" ]; then
   ./wheelhouse.sh >/dev/null
   port=${WHEELS_PORT:-38517}  # fixed: the URL is a build argument, and a new one would miss the layer cache
@@ -18,11 +21,11 @@ if [ -n "${LOCAL_WHEELS:-}" ]; then
   sleep 1
   kill -0 "$server" 2>/dev/null || {
     echo "build.sh: could not serve the wheelhouse on 127.0.0.1:$port (port in use?); set WHEELS_PORT" >&2; exit 1; }
-  base_wheels="http://127.0.0.1:$port/base/wheels/"   # URLs the builds (host network) fetch from
-  torch_wheels="http://127.0.0.1:$port/pytorch/wheels/"
+  wheels="http://127.0.0.1:$port/wheels/"  # the builds (host network) fetch from here
 fi
 cd ..
-export BASE_IMAGE=$base_image BASE_WHEELS=$base_wheels PYTORCH_WHEELS=$torch_wheels
-for service in base pytorch "$@"; do  # families first, in FROM order
-  docker compose --profile images build --quiet "$service"
+export BASE_IMAGE=$base_image WHEELS=$wheels
+# one at a time: parallel builds of the same family stages would each install torch
+for service in "$@"; do
+  docker compose build --quiet "$service"
 done

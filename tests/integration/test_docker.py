@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -145,3 +146,15 @@ def test_data_service_gates_the_benchmark(gptj_image, tmp_path):
         assert "runs will use the demo tier" in ok.stdout  # the empty default volume
     finally:
         sh("docker", "compose", "--profile", "gptj", "down", env=env, check=False)
+
+
+def test_tests_service_drives_the_engine_from_a_container(gptj_image):
+    """`docker compose run --rm tests` on a machine with only Docker: the suite's own image runs
+    pytest on the mounted checkout and starts sibling containers through the socket."""
+    env = os.environ | {"PWD": str(ROOT)}  # compose mounts the checkout at this same path
+    built = sh("images/build.sh", "tests", env=env, check=False)
+    assert built.returncode == 0, f"images/build.sh tests failed:\n{built.stderr[-3000:]}"
+    done = sh("docker", "compose", "run", "--rm", "tests", "-q", "tests/unit/test_rounds.py",
+              "tests/integration/test_docker.py::test_image_labels", env=env, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b\d+ passed\b", done.stdout) and "failed" not in done.stdout
