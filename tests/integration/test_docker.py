@@ -99,6 +99,12 @@ def test_unwritable_results_folder_is_named(gptj_image, tmp_path):
     assert status == 2 and "/results is not writable" in logs
 
 
+def test_a_device_the_service_does_not_provide_is_named(gptj_image, tmp_path):
+    status, logs = run_container(gptj_image, writable(tmp_path / "results"), {"DEVICE": "cuda:0", "MODE": "accuracy"})
+    assert status == 2
+    assert "0 CUDA device(s) are visible" in logs and "docker compose --profile cuda run --rm gptj-cuda" in logs
+
+
 def test_image_labels(gptj_image, provenance):
     labels = json.loads(sh("docker", "image", "inspect", gptj_image).stdout)[0]["Config"]["Labels"]
     assert labels["mlperf-harness.benchmark"] == "gptj"
