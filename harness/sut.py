@@ -219,8 +219,11 @@ class SUT:
         finally:
             self._ready.release()
         while (batch := self._next_batch()) is not None:
+            batch, samples = self._fetch(batch)
+            if not batch:
+                continue
             try:
-                outputs = backend.predict([self._get_sample(index) for _, index in batch])
+                outputs = backend.predict(samples)
                 if len(outputs) != len(batch):
                     raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch)} samples")
             except Exception as exc:  # noqa: BLE001 - a failed batch must still be completed
@@ -230,6 +233,19 @@ class SUT:
                 self._fail(batch, None)
                 continue
             self._complete(batch, outputs)
+
+    def _fetch(self, batch: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[Any]]:
+        """The batch's samples; one that cannot be read fails alone, the rest still run."""
+        kept, samples = [], []
+        for item in batch:
+            try:
+                samples.append(self._get_sample(item[1]))
+                kept.append(item)
+            except Exception as exc:  # noqa: BLE001 - e.g. a corrupt image: fail this sample only
+                with self._cond:
+                    self.stats.add_error(f"sample {item[1]}: {type(exc).__name__}: {exc}")
+                self._fail([item], None)
+        return kept, samples
 
     # -- completion ------------------------------------------------------------------------
     def _claim(self, batch: Sequence[tuple[int, int]]) -> list[int]:

@@ -35,9 +35,9 @@ class Echo:
 
 
 def run(tmp_path, replicas, policy, scenario="Offline", mode=lg.TestMode.AccuracyOnly, total=40,
-        stall_timeout_s=30.0, configure=None, sample_length=None):
+        stall_timeout_s=30.0, configure=None, sample_length=None, get_sample=lambda i: i):
     factories = [r if callable(r) else (lambda r=r: r) for r in replicas]
-    sut = SUT(lambda i: i, factories, policy, "int64", stall_timeout_s, sample_length)
+    sut = SUT(get_sample, factories, policy, "int64", stall_timeout_s, sample_length)
     qsl = QSL(total, total, lambda ix: None, lambda ix: None, SutStats())
     settings = lg.TestSettings()
     settings.scenario = getattr(lg.TestScenario, scenario)
@@ -81,6 +81,16 @@ def test_failed_batch_is_completed_empty_counted_and_reported(tmp_path):
     outputs = accuracy_log(tmp_path)
     assert len(outputs) == 40 and outputs[13] == []
     assert outputs[12 if 12 not in stats.failed_indices else 20] != []
+
+
+def test_a_sample_that_cannot_be_read_fails_alone(tmp_path):
+    echo = Echo()
+    stats, _ = run(tmp_path, [echo], BatchPolicy(4), get_sample=lambda i: i if i != 13 else 1 / 0)
+    assert stats.failed == 1 and stats.failed_indices == [13]
+    assert stats.errors == ["sample 13: ZeroDivisionError: division by zero"]
+    outputs = accuracy_log(tmp_path)
+    assert outputs[13] == [] and all(outputs[i] == [i] * (i % 5 + 1) for i in range(40) if i != 13)
+    assert 13 not in {s for b in echo.batches for s in b}
 
 
 def test_watchdog_ends_a_stalled_run(tmp_path):
