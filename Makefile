@@ -25,9 +25,11 @@ $(VENV)/.installed: $(LOCKS) pyproject.toml
 test: setup  ## run the whole test suite (unit, contract, end-to-end demo runs)
 	$(PY) -m pytest
 
-bench: setup  ## performance scripts: harness overhead and batching ratios
+bench: setup  ## performance scripts: harness overhead, batching and Server ratios
 	$(PY) tests/perf/bench_overhead.py
-	$(PY) tests/perf/bench_gptj_batching.py
+	$(PY) tests/perf/bench_batching.py gptj
+	$(PY) tests/perf/bench_batching.py resnet --samples 64
+	$(PY) tests/perf/bench_server.py bert
 
 COMPILE = $(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DEMO_BANNER = ("*** DEMO TIER: tiny random-weight model and synthetic data. These numbers exercise the "
+DEMO_BANNER = ("*** DEMO TIER: random-weight model and synthetic data. These numbers exercise the "
                "harness; they are not MLPerf results. ***")
 
 

@@ -12,8 +12,8 @@ from harness.rounds import load_round
 
 BENCHMARKS = sorted(registry.discover())
 SMOKE_CONF = """\
-*.Offline.min_duration = 1000
-*.Offline.target_qps = 20000
+*.Offline.min_duration = 0
+*.Offline.target_qps = 10000
 *.Offline.min_query_count = 1
 *.Server.min_duration = 1000
 *.Server.target_qps = 1000

@@ -1,6 +1,6 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
-Images are built once per test run with the project's own script, `images/build.sh gptj`
+Images are built once per test run with the project's own script, `images/build.sh gptj resnet bert`
 (honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "mlperf-harness/gptj:latest"
+BENCHMARKS = ("gptj", "resnet", "bert")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -34,13 +34,18 @@ def provenance() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def gptj_image(provenance) -> str:
+def images(provenance) -> dict[str, str]:
     if shutil.which("docker") is None or sh("docker", "info", check=False).returncode != 0:
         pytest.fail("Docker engine not reachable (`docker info` failed): start the Docker daemon")
     env = os.environ | provenance
-    done = sh("images/build.sh", "gptj", env=env, check=False)
-    assert done.returncode == 0, f"images/build.sh gptj failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return IMAGE
+    done = sh("images/build.sh", *BENCHMARKS, env=env, check=False)
+    assert done.returncode == 0, f"images/build.sh failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return {b: f"mlperf-harness/{b}:latest" for b in BENCHMARKS}
+
+
+@pytest.fixture(scope="session")
+def gptj_image(images) -> str:
+    return images["gptj"]
 
 
 def run_container(image: str, results: Path, env: dict[str, str], data: Path | None = None):
@@ -51,7 +56,8 @@ def run_container(image: str, results: Path, env: dict[str, str], data: Path | N
         container.with_env(key, value)
     container.with_volume_mapping(str(results), "/results", "rw")
     if data is not None:
-        container.with_volume_mapping(str(data), "/data/gptj", "ro")
+        benchmark = image.split("/")[-1].split(":")[0]
+        container.with_volume_mapping(str(data), f"/data/{benchmark}", "ro")
     container.start()
     try:
         status = container.get_wrapped_container().wait(timeout=900)["StatusCode"]
@@ -80,6 +86,21 @@ def test_gptj_demo_in_a_container(gptj_image, provenance, tmp_path):
     image = json.loads((runs["performance"] / "result.json").read_text())["image"]
     assert image["git_commit"] == provenance["GIT_COMMIT"] and image["lock_sha256"] == provenance["LOCK_SHA256"]
     assert any(line.endswith("/opt/locks/pytorch.lock") for line in image["locks"])
+
+
+@pytest.mark.parametrize("benchmark, accuracy_line", [
+    ("resnet", r"accuracy=\d+\.\d{3}%, good=\d+, total=16\n"),
+    ("bert", r'\{"exact_match": [\d.]+, "f1": [\d.]+\}\n'),
+])
+def test_demo_in_a_container(images, benchmark, accuracy_line, tmp_path):
+    results = writable(tmp_path / "results")
+    status, logs = run_container(images[benchmark], results, {"N_COUNT": "16"})
+    assert status == 0, logs[-4000:]
+    assert "DEMO TIER" in logs and "Performance (Offline): VALID" in logs
+    runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
+    assert re.fullmatch(accuracy_line, (runs["accuracy"] / "accuracy" / "accuracy.txt").read_text())
+    image = json.loads((runs["performance"] / "result.json").read_text())["image"]
+    assert image["name"] == f"mlperf-harness/{benchmark}"
 
 
 def test_corrupt_data_volume_is_refused(gptj_image, tmp_path):

@@ -1,12 +1,13 @@
-"""Batching: Offline throughput on the GPT-J demo, our SUT vs a reference-style SUT.
+"""Batching: Offline throughput of a benchmark's demo tier, our SUT vs a reference-style SUT.
 
 The reference-style SUT runs the model on one sample at a time inside IssueQuery, on LoadGen's
-thread, as the reference GPT-J implementation does. Ours enqueues and lets replica workers run
-length-sorted batches. Same model, data and LoadGen settings: one Offline query holding every
-sample of the demo set once (``performance_issue_unique``). Prints samples/s and the ratios,
-all measured in this one run.
+thread, as the reference implementations do (GPT-J, BERT, SingleStream vision). Ours enqueues
+and lets replica workers run batches with the benchmark's defaults (batch size, token cap,
+longest-first order). Same model, data and LoadGen settings: one Offline query holding every
+sample of the demo set once (``performance_issue_unique``), samples loaded (pre-processed) before
+the timed run. Prints samples/s and the ratios, all measured in this one run.
 
-Usage: python tests/perf/bench_gptj_batching.py [--samples 32] [--data DIR]
+Usage: python tests/perf/bench_batching.py gptj|resnet|... [--samples 32] [--data DIR]
 """
 
 from __future__ import annotations
@@ -55,9 +56,19 @@ def measure(sut_handle: int, n: int) -> float:
     return float(detail.get("result_samples_per_second"))
 
 
-def reference_style(data: Path, n: int) -> float:
+def _load(bench_id: str, data: Path, n: int):
+    bench = registry.get(bench_id)
+    dataset = bench.dataset.load(data)
+    if hasattr(dataset, "load_samples"):
+        dataset.load_samples(list(range(n)))  # pre-processing is untimed, as LoadGen's load is
+    if hasattr(dataset, "sample_length"):
+        dataset.sample_length(0)
+    return bench, dataset
+
+
+def reference_style(bench_id: str, data: Path, n: int) -> float:
     """The model is loaded, warmed up and run on the main thread, as the reference does."""
-    bench, dataset = _load(data)
+    bench, dataset = _load(bench_id, data, n)
     model = bench.backend.load(data, "cpu", "fp32")
     model.warmup(dataset[0])
 
@@ -73,9 +84,9 @@ def reference_style(data: Path, n: int) -> float:
         lg.DestroySUT(sut)
 
 
-def ours(data: Path, n: int, replicas: int, batch: int, tokens: int | None) -> float:
+def ours(bench_id: str, data: Path, n: int, replicas: int) -> float:
     """As ``harness run`` does it: each replica is loaded and warmed up on the thread that serves it."""
-    bench, dataset = _load(data)
+    bench, dataset = _load(bench_id, data, n)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // replicas))
 
     def replica():
@@ -83,21 +94,16 @@ def ours(data: Path, n: int, replicas: int, batch: int, tokens: int | None) -> f
         model.warmup(dataset[0])
         return model
 
-    policy = BatchPolicy(batch, 0.0, sort_by_length=True, max_tokens=tokens)
-    sut = SUT(lambda i: dataset[i], [replica] * replicas, policy, "int64", 600.0,
-              sample_length=dataset.sample_length)
+    length = getattr(dataset, "sample_length", None)
+    policy = BatchPolicy(bench.spec.default_batch_size, 0.0, sort_by_length=length is not None,
+                         max_tokens=bench.spec.default_batch_tokens.get("cpu") if length else None)
+    sut = SUT(lambda i: dataset[i], [replica] * replicas, policy, bench.spec.payload_dtype, 600.0,
+              sample_length=length)
     try:
         return measure(sut.start(), n)
     finally:
         sut.stop()
         assert sut.stats.failed == 0, sut.stats.errors
-
-
-def _load(data: Path):
-    bench = registry.get("gptj")
-    dataset = bench.dataset.load(data)
-    dataset.sample_length(0)  # tokenizes every prompt up front, outside the timed runs
-    return bench, dataset
 
 
 def in_fresh_process(fn, *args) -> float:
@@ -109,24 +115,26 @@ def in_fresh_process(fn, *args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("benchmark")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--data", type=Path)
     args = parser.parse_args()
-    bench = registry.get("gptj")
+    bench = registry.get(args.benchmark)
     data, _ = datadir.resolve(bench, args.data)
     n = min(args.samples, len(bench.dataset.load(data)))
     cores = os.cpu_count() or 1
-    print(f"GPT-J demo, {n} samples, {cores} CPU cores")
+    spec = bench.spec
+    print(f"{spec.id} demo, {n} samples, {cores} CPU cores; batch {spec.default_batch_size}, "
+          f"token cap {spec.default_batch_tokens.get('cpu')}")
     t = time.monotonic()
-    base = in_fresh_process(reference_style, data, n)
-    print(f"reference-style (batch 1 inside IssueQuery, {cores} threads): {base:7.3f} samples/s  "
+    base = in_fresh_process(reference_style, spec.id, data, n)
+    print(f"reference-style (batch 1 inside IssueQuery, {cores} threads): {base:8.3f} samples/s  "
           f"({time.monotonic() - t:.0f} s)")
-    tokens = bench.spec.default_batch_tokens.get("cpu")
-    for replicas, batch, cap in ((1, 8, None), (1, 8, tokens), (cores, 8, tokens)):
+    for replicas in sorted({1, cores}):
         t = time.monotonic()
-        rate = in_fresh_process(ours, data, n, replicas, batch, cap)
-        print(f"harness SUT, {replicas} replica(s) x {max(1, cores // replicas)} thread(s), batch {batch}, "
-              f"token cap {cap}: {rate:7.3f} samples/s  ratio {rate / base:.2f}  ({time.monotonic() - t:.0f} s)")
+        rate = in_fresh_process(ours, spec.id, data, n, replicas)
+        print(f"harness SUT, {replicas} replica(s) x {max(1, cores // replicas)} thread(s): {rate:8.3f} samples/s  "
+              f"ratio {rate / base:.2f}  ({time.monotonic() - t:.0f} s)")
 
 
 if __name__ == "__main__":

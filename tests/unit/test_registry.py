@@ -17,7 +17,9 @@ def test_discovers_gptj_with_its_names():
 @pytest.mark.parametrize("name, hint", [
     ("gpt-j", "Did you mean 'gptj'"),
     ("gptj-99.9", "'gptj-99.9' is an MLPerf name of it"),
-    ("zzzz", "Available: gptj"),
+    ("zzzz", "Available: bert, gptj, resnet"),
+    ("resnet50", "Did you mean .resnet."),
+    ("bert-99", "'bert-99' is an MLPerf name of it"),
 ])
 def test_unknown_benchmark_suggests(name, hint):
     with pytest.raises(UnknownBenchmark, match=hint):

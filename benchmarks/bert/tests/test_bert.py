@@ -1,0 +1,181 @@
+"""BERT SQuAD features, inference, payload and scoring on hand-made inputs and the demo tier."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.bert import accuracy, backend, dataset
+from harness import cli
+from harness.errors import DataError
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "cat", "sat", "on", "the", "mat", "##s", "?", "."]
+
+
+@pytest.fixture(scope="module")
+def data(demo_data):
+    return demo_data("bert")
+
+
+@pytest.fixture
+def tiny_vocab(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    return dataset.load_tokenizer(tmp_path)
+
+
+def test_context_words_split_on_the_reference_whitespace():
+    assert dataset.split_words(" The\tcat\u202fsat  on\nthe mat.") == ["The", "cat", "sat", "on", "the", "mat."]
+
+
+def test_windows_move_by_the_stride_until_the_end():
+    assert dataset.windows(10, 4, stride=2) == [(0, 4), (2, 4), (4, 4), (6, 4)]
+    assert dataset.windows(400, 379) == [(0, 379), (128, 272)]
+    assert dataset.windows(100, 379) == [(0, 100)]
+
+
+def test_feature_layout(tiny_vocab):
+    example = dataset.Example("q1", "What sat?", dataset.split_words("The cats sat on the mat."), ["the mat"])
+    [feature] = dataset.make_features([example], tiny_vocab)
+    assert feature.tokens == ["[CLS]", "what", "sat", "?", "[SEP]", "the", "cat", "##s", "sat", "on", "the", "mat",
+                              ".", "[SEP]"]
+    ids, mask, segments = feature.input_ids
+    assert ids[:14].tolist() == [VOCAB.index(t) for t in feature.tokens] and not ids[14:].any()
+    assert mask.tolist() == [1] * 14 + [0] * 370
+    assert segments.tolist() == [0] * 5 + [1] * 9 + [0] * 370
+    # window tokens point back at their context word ("cats" -> cat ##s, "mat." -> mat .)
+    assert feature.token_to_orig_map == {5: 0, 6: 1, 7: 1, 8: 2, 9: 3, 10: 4, 11: 5, 12: 5}
+    assert all(feature.token_is_max_context.values()) and feature.length == 14
+
+
+def test_long_contexts_are_windowed_with_max_context_flags(tiny_vocab):
+    example = dataset.Example("q2", "What?", ["cat"] * 400, ["cat"])
+    first, second = dataset.make_features([example], tiny_vocab)
+    head = 4  # [CLS] what ? [SEP]
+    assert first.length == dataset.MAX_SEQ_LENGTH and second.length == head + 272 + 1
+    assert second.token_to_orig_map[head] == 128  # the second window starts 128 tokens later
+    # word 200: 200 left / 178 right of context in window 0 beats 72 / 199 in window 1
+    assert first.token_is_max_context[head + 200] and not second.token_is_max_context[head + 72]
+    assert second.token_is_max_context[head + 300 - 128]  # word 300 is only in window 1
+
+
+def test_final_text_projects_back_onto_the_original_words():
+    assert accuracy.final_text("steve smith", "Steve Smith's") == "Steve Smith"
+    assert accuracy.final_text("muller", "Müller,") == "Müller"
+    assert accuracy.final_text("nowhere", "Steve Smith") == "Steve Smith"  # no match: the words as they are
+
+
+def test_squad_scores_against_hand_computed_values():
+    assert accuracy.normalize_answer("The Cat, sat!  an  apple") == "cat sat apple"
+    assert accuracy.exact_match("the Cat", "cat.") == 1.0
+    assert accuracy.f1_score("the cat sat", "cat sat on mat") == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert accuracy.f1_score("dog", "cat") == 0.0
+
+
+def oracle_outputs(ds, example_indices):
+    """Logits that point at each question's first answer wherever the window holds it."""
+    outputs = {}
+    for index, feature in enumerate(ds.features):
+        if feature.example_index not in example_indices:
+            continue
+        example = ds.examples[feature.example_index]
+        words = dataset.split_words(example.answers[0])
+        first = next(i for i in range(len(example.doc_tokens)) if example.doc_tokens[i:i + len(words)] == words)
+        positions = [p for p, w in feature.token_to_orig_map.items() if first <= w < first + len(words)]
+        logits = np.zeros((dataset.MAX_SEQ_LENGTH, 2), dtype=np.float32)
+        if positions and feature.token_is_max_context[positions[0]]:
+            logits[positions[0], 0] = logits[positions[-1], 1] = 10.0
+        outputs[index] = logits.ravel()
+    return outputs
+
+
+def test_perfect_logits_score_100_and_a_failed_sample_scores_0(data):
+    ds = dataset.load(data)
+    metrics = accuracy.score(oracle_outputs(ds, set(range(10))), data)
+    # as in evaluate_v1.1.py, an answer that normalises to nothing ("The") matches exactly, F1 0
+    blank = sum(1 for e in ds.examples[:10] if not accuracy.normalize_answer(e.answers[0]))
+    assert metrics == {"exact_match": 100.0, "f1": 100.0 * (10 - blank) / 10, "questions": 10}
+    assert accuracy.accuracy_text(metrics) == f'{{"exact_match": 100.0, "f1": {metrics["f1"]}}}\n'
+    outputs = oracle_outputs(ds, {0, 1})
+    outputs[next(i for i, f in enumerate(ds.features) if f.example_index == 1)] = np.zeros(0, np.float32)
+    assert accuracy.score(outputs, data)["exact_match"] == 50.0  # an empty payload: -10000 everywhere
+
+
+def test_payload_is_float32_384x2_and_batching_does_not_change_it(data):
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    samples = [ds[i] for i in range(len(ds))]
+    assert len({backend.width(s) for s in samples}) > 2  # the demo has several widths
+    batched = model.predict(samples)
+    assert all(out.dtype == np.float32 and out.shape == (384, 2) for out in batched)
+    assert all(np.array_equal(model.predict([s])[0], out) for s, out in zip(samples[:6], batched))
+    for sample, out in zip(samples, batched):
+        assert (out[backend.width(sample):] == backend.PAD_LOGIT).all()
+    raw = batched[0].tobytes()  # the accuracy script reads the bytes back as (-1, 2)
+    assert np.array_equal(np.frombuffer(raw, np.float32).reshape(-1, 2), batched[0])
+
+
+def test_running_at_the_feature_width_gives_the_384_wide_logits(data):
+    import torch
+
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    for index in (0, 7, len(ds) - 1):
+        sample = ds[index]
+        ids = torch.from_numpy(sample[None])
+        with torch.inference_mode():
+            full = model.model(input_ids=ids[:, 0], attention_mask=ids[:, 1], token_type_ids=ids[:, 2])
+        length = ds.features[index].length
+        ours = model.predict([sample])[0][:length]
+        assert np.allclose(ours[:, 0], full.start_logits[0, :length].numpy(), atol=1e-5)
+        assert np.allclose(ours[:, 1], full.end_logits[0, :length].numpy(), atol=1e-5)
+
+
+def copy_data(data, tmp_path):
+    out = tmp_path / "data"
+    shutil.copytree(data, out)
+    return out
+
+
+def test_bad_squad_files_are_named(data, tmp_path):
+    root = copy_data(data, tmp_path)
+    squad = json.loads((root / "dev-v1.1.json").read_text())
+    del squad["data"][0]["paragraphs"][1]["context"]
+    (root / "dev-v1.1.json").write_text(json.dumps(squad))
+    with pytest.raises(DataError, match=r"dev-v1.1.json: data\[0\].paragraphs\[1\] has questions but no context"):
+        dataset.load(root)
+    (root / "dev-v1.1.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="is not a SQuAD JSON file"):
+        dataset.load(root)
+
+
+def test_bad_model_folders_are_named(data, tmp_path):
+    import torch
+
+    root = copy_data(data, tmp_path)
+    state = torch.load(root / "model" / "model.pytorch", weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("qa_outputs")}, root / "model" / "model.pytorch")
+    with pytest.raises(DataError, match="lacks 2 tensor.*qa_outputs"):
+        backend.load(root, "cpu", "fp32")
+    (root / "model" / "bert_config.json").write_text("{}")
+    with pytest.raises(DataError, match="is not a BERT config"):
+        backend.load(root, "cpu", "fp32")
+    (root / "model" / "vocab.txt").unlink()
+    with pytest.raises(DataError, match="vocab.txt is missing"):
+        dataset.load(root)
+
+
+def test_demo_runs_accuracy_and_a_short_performance_test(data, tmp_path):
+    conf = tmp_path / "perf.conf"
+    conf.write_text("bert.Offline.min_duration = 1000\nbert.Offline.min_query_count = 1\n"
+                    "bert.Offline.target_qps = 4000\n")
+    assert cli.main(["run", "bert", "--mode", "submission", "--user-conf", str(conf), "--data", str(data),
+                     "--out", str(tmp_path / "run")]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
+    assert result["accuracy"]["full_dataset"] is False and result["accuracy"]["metrics"]["questions"] == 45
+    text = (tmp_path / "run" / "accuracy" / "accuracy.txt").read_text()
+    assert text.startswith('{"exact_match": ') and '"f1": ' in text

@@ -1,0 +1,148 @@
+"""ResNet-50 data pipeline, inference, payload and scoring on the demo tier."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.resnet import accuracy, backend, dataset, demo
+from harness import cli
+from harness.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def data(demo_data):
+    return demo_data("resnet")
+
+
+def copy_data(data, tmp_path):
+    out = tmp_path / "data"
+    shutil.copytree(data, out)
+    return out
+
+
+def test_constant_image_normalises_to_hand_computed_values(tmp_path):
+    path = tmp_path / "flat.png"  # lossless, so the pixels are exactly these
+    cv2.imwrite(str(path), np.full((300, 400, 3), (50, 100, 200), dtype=np.uint8))  # BGR
+    out = dataset.preprocess(path)
+    assert out.shape == (3, 224, 224) and out.dtype == np.float32
+    expected = [(200 / 255 - 0.485) / 0.229, (100 / 255 - 0.456) / 0.224, (50 / 255 - 0.406) / 0.225]  # RGB
+    for channel, value in enumerate(expected):
+        assert np.allclose(out[channel], value, atol=1e-6)
+
+
+def test_resize_and_centre_crop_geometry(tmp_path):
+    # 300 x 400 (h x w), dark left of column 200: resized to 256 x 341, the edge lands at column
+    # 170.5; the centre crop starts at column round((341 - 224) / 2) = 58, so in the crop at 112.5
+    image = np.zeros((300, 400, 3), dtype=np.uint8)
+    image[:, 200:] = 255
+    path = tmp_path / "edge.png"
+    cv2.imwrite(str(path), image)
+    row = dataset.preprocess(path)[0, 112]
+    assert (row[:110] == row[0]).all() and (row[116:] == row[-1]).all() and row[0] < 0 < row[-1]
+    assert row[110] < 0 < row[115]
+
+
+def test_preprocessing_is_the_reference_bits(data):
+    import torchvision.transforms.functional as F
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+
+    ds = dataset.load(data)
+    for index in (0, 1, 2, 5):  # landscape, portrait, small, grayscale
+        rgb = cv2.cvtColor(cv2.imread(str(ds.path(index))), cv2.COLOR_BGR2RGB)
+        image = F.center_crop(F.resize(Image.fromarray(rgb), 256, InterpolationMode.BILINEAR), 224)
+        reference = F.normalize(F.to_tensor(image), mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+        assert np.array_equal(ds[index], reference.numpy())
+
+
+def test_demo_is_deterministic_and_varied(data, tmp_path):
+    demo.build(tmp_path, seed=0, n_samples=8)
+    assert (tmp_path / "imagenet" / "val_map.txt").read_text() == \
+        "\n".join((data / "imagenet" / "val_map.txt").read_text().splitlines()[:8]) + "\n"
+    shapes = {cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape for p in (tmp_path / "imagenet").glob("*.JPEG")}
+    assert any(len(s) == 2 for s in shapes)  # grayscale files
+    assert any(s[0] > s[1] for s in shapes) and any(s[0] < s[1] for s in shapes) and any(max(s[:2]) < 256 for s in shapes)
+
+
+def test_scorer_against_hand_computed_values(data):
+    labels = [label for _, label in dataset.read_val_map(data)]
+    outputs = {0: np.array([labels[0]], np.float32), 1: np.array([(labels[1] + 1) % 1000], np.float32),
+               2: np.array([labels[2]], np.float32), 3: np.zeros(0, np.float32)}  # 3 failed: empty payload
+    metrics = accuracy.score(outputs, data)
+    assert metrics == {"acc": 50.0, "good": 2, "total": 4}
+    assert accuracy.accuracy_text(metrics) == "accuracy=50.000%, good=2, total=4\n"
+    assert accuracy.score({0: outputs[0], 1: outputs[1], 2: outputs[1]}, data)["acc"] == 33.333
+
+
+def test_payload_is_one_float32_class_and_batching_does_not_change_it(data):
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    samples = [ds[i] for i in range(4)]
+    batched = model.predict(samples)
+    assert all(out.dtype == np.float32 and out.shape == (1,) for out in batched)
+    decoded = np.frombuffer(b"".join(out.tobytes() for out in batched), dtype=np.float32)
+    assert all(0 <= c < 1000 and c == int(c) for c in decoded)
+    assert [model.predict([s])[0] for s in samples] == batched
+
+
+@pytest.mark.parametrize("line, message", [
+    ("ILSVRC2012_val_00000001.JPEG 1000", "label 1000 is not an ImageNet class"),
+    ("ILSVRC2012_val_00000001.JPEG", "expected '<image file> <label>'"),
+    ("missing.JPEG 3", r"1 image\(s\) listed in .* e.g. .*missing.JPEG"),
+])
+def test_bad_label_files_are_named(data, tmp_path, line, message):
+    root = copy_data(data, tmp_path)
+    (root / "imagenet" / "val_map.txt").write_text(line + "\n")
+    with pytest.raises(DataError, match=message) as error:
+        dataset.load(root)
+    assert "val_map.txt" in str(error.value)
+
+
+def test_bad_checkpoints_are_named(data, tmp_path):
+    import torch
+    import torchvision
+
+    root = copy_data(data, tmp_path)
+    checkpoint = root / backend.CHECKPOINT
+    torch.save(torchvision.models.resnet18().state_dict(), checkpoint)
+    with pytest.raises(DataError, match="is not a torchvision ResNet-50 state dict"):
+        backend.load(root, "cpu", "fp32")
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="is not a readable PyTorch state dict"):
+        backend.load(root, "cpu", "fp32")
+    checkpoint.unlink()
+    with pytest.raises(DataError, match="resnet50-19c8e357.pth is missing"):
+        backend.load(root, "cpu", "fp32")
+
+
+def test_a_corrupt_image_fails_its_sample_alone_and_names_the_file(data, tmp_path, capsys):
+    root = copy_data(data, tmp_path)
+    bad = dataset.load(root).path(3)
+    bad.write_bytes(bad.read_bytes()[:200])  # a truncated JPEG
+    with pytest.raises(DataError, match=f"{bad} cannot be decoded"):
+        dataset.preprocess(bad)
+    out = tmp_path / "run"
+    assert cli.main(["run", "resnet", "--mode", "accuracy", "--n-count", "8", "--data", str(root),
+                     "--out", str(out), "--check"]) == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["accuracy"]["metrics"]["total"] == 8
+    report = (out / "report.txt").read_text()
+    assert "1 of 8 samples failed in the SUT" in report and str(bad) in report
+
+
+def test_demo_runs_offline_accuracy_and_performance(data, tmp_path):
+    conf = tmp_path / "perf.conf"
+    conf.write_text("resnet50.Offline.min_duration = 1000\nresnet50.Offline.min_query_count = 1\n"
+                    "resnet50.Offline.target_qps = 60\n")
+    assert cli.main(["run", "resnet", "--mode", "submission", "--n-count", "16", "--user-conf", str(conf),
+                     "--data", str(data), "--out", str(tmp_path / "run")]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
+    assert result["accuracy"]["metrics"]["total"] == 16
+    text = (tmp_path / "run" / "accuracy" / "accuracy.txt").read_text()
+    assert text.startswith("accuracy=") and text.endswith(", total=16\n")

@@ -1,0 +1,119 @@
+"""Server: the highest VALID Server QPS at a benchmark's latency bound, our SUT vs a reference-style SUT.
+
+The reference-style SUT runs the model on each query's one sample inside IssueQuery (LoadGen's
+issue thread waits for it). Ours enqueues and lets the replica batch whatever arrived, waiting
+at most 5% of the latency bound for a batch to fill. Same model, data and latency bound (from
+the round's mlperf.conf for the benchmark); each target QPS is one LoadGen run in a fresh process.
+A run counts when LoadGen says VALID (latency bound met at the percentile, early stopping met).
+
+Usage: python tests/perf/bench_server.py bert [--min-duration-ms 5000] [--qps 40,80,...] [--batch B]
+       [--wait-fraction 0.05] [--only reference|harness]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import mlperf_loadgen as lg  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness import datadir, logs, registry  # noqa: E402
+from harness.sut import SUT, BatchPolicy  # noqa: E402
+
+
+def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int, batch: int,
+        wait_fraction: float) -> tuple[str, float]:
+    bench = registry.get(bench_id)
+    dataset = bench.dataset.load(data)
+    n = len(dataset)
+    if hasattr(dataset, "load_samples"):
+        dataset.load_samples(list(range(n)))
+    settings = lg.TestSettings()
+    settings.FromConfig(str(bench.user_conf), bench.spec.conf_key, "Server")  # the round's latency bound
+    settings.scenario = lg.TestScenario.Server
+    settings.mode = lg.TestMode.PerformanceOnly
+    settings.server_target_qps = qps
+    settings.min_duration_ms = min_duration_ms
+    settings.min_query_count = 600  # enough queries for early stopping at the 99th percentile
+    bound_s = settings.server_target_latency_ns / 1e9
+    if style == "reference":
+        model = bench.backend.load(data, "cpu", "fp32")
+        model.warmup(dataset[0])
+
+        def issue(samples):
+            for q in samples:
+                out = np.ascontiguousarray(model.predict([dataset[q.index]])[0])
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, out.ctypes.data, out.nbytes)])
+
+        handle, stop = lg.ConstructSUT(issue, lambda: None), None
+    else:
+        def replica():
+            model = bench.backend.load(data, "cpu", "fp32")
+            model.warmup(dataset[0])
+            return model
+
+        sut = SUT(lambda i: dataset[i], [replica], BatchPolicy(batch, bound_s * wait_fraction),
+                  bench.spec.payload_dtype, 600.0)
+        handle, stop = sut.start(), sut.stop
+    qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = lg.LogSettings()
+        log.log_output.outdir = tmp
+        log.enable_trace = False
+        lg.StartTestWithLogSettings(handle, qsl, settings, log)
+        detail = logs.read_detail(Path(tmp) / logs.DETAIL)
+    if stop:
+        stop()
+    return detail.get("result_validity"), float(detail.get("result_completed_samples_per_sec") or 0)
+
+
+def in_fresh_process(*args):
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run, *args).result()
+
+
+def best_valid(bench_id: str, data: Path, style: str, ladder: list[float], args) -> float:
+    best = 0.0
+    for qps in ladder:
+        validity, completed = in_fresh_process(bench_id, data, style, qps, args.min_duration_ms, args.batch,
+                                               args.wait_fraction)
+        print(f"  {style:9s} target {qps:7.1f} QPS: {validity:7s} ({completed:.1f} samples/s completed)", flush=True)
+        if validity != "VALID":
+            break
+        best = qps
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("benchmark")
+    parser.add_argument("--min-duration-ms", type=int, default=5000)
+    parser.add_argument("--qps", default="40,80,120,160,240,320,480,640,960")
+    parser.add_argument("--batch", type=int, help="largest batch (default: the benchmark's)")
+    parser.add_argument("--wait-fraction", type=float, default=0.05,
+                        help="longest wait for a batch to fill, as a fraction of the latency bound (harness default)")
+    parser.add_argument("--only", choices=("reference", "harness"))
+    args = parser.parse_args()
+    bench = registry.get(args.benchmark)
+    args.batch = args.batch or bench.spec.default_batch_size
+    data, _ = datadir.resolve(bench, None)
+    ladder = [float(q) for q in args.qps.split(",")]
+    print(f"{bench.spec.id} demo, Server, {os.cpu_count()} CPU cores, min duration {args.min_duration_ms} ms")
+    print(f"harness SUT: batch {args.batch}, batch wait {args.wait_fraction:g} x latency bound")
+    base = best_valid(bench.spec.id, data, "reference", ladder, args) if args.only != "harness" else 0.0
+    ours = best_valid(bench.spec.id, data, "harness", ladder, args) if args.only != "reference" else 0.0
+    ratio = ours / base if base else float("inf")
+    print(f"highest VALID Server QPS: reference-style {base:g}, harness SUT {ours:g}, ratio {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
