@@ -13,18 +13,26 @@ vocabulary, max_seq_length 384, doc_stride 128, max_query_length 64:
   then 1 and an input mask; it remembers which word each window token came from, and whether
   the token has its maximal context in this window (the scorer uses both).
 
-Features are computed when the dataset is loaded (untimed), once per process.
+Features are computed when the dataset is loaded (untimed) and cached under the harness cache
+folder, keyed by the sha256 of the dev file and the vocabulary, as the reference caches
+``eval_features.pickle``: on the real set each LoadGen process and the scorer would otherwise
+tokenize 10,570 questions again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from harness.datadir import cache_root
 from harness.errors import DataError
+from harness.util import sha256_file
 
 DATASET_FILE = "dev-v1.1.json"
 MODEL_DIR = "model"
@@ -98,14 +106,18 @@ def read_examples(data_dir: Path) -> list[Example]:
     return examples
 
 
+def vocab_path(data_dir: Path) -> Path:
+    vocab = data_dir / MODEL_DIR / VOCAB
+    if not vocab.is_file():
+        raise DataError(f"{vocab} is missing: copy the uncased BERT-Large vocab.txt into the model folder")
+    return vocab
+
+
 def load_tokenizer(data_dir: Path):
     """The pure-Python WordPiece tokenizer the reference uses (transformers 4's ``BertTokenizer``)."""
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
-    vocab = data_dir / MODEL_DIR / VOCAB
-    if not vocab.is_file():
-        raise DataError(f"{vocab} is missing: copy the uncased BERT-Large vocab.txt into the model folder")
-    return BertTokenizerLegacy(str(vocab), do_lower_case=True)
+    return BertTokenizerLegacy(str(vocab_path(data_dir)), do_lower_case=True)
 
 
 def _max_context(spans: list[tuple[int, int]], span_index: int, position: int) -> bool:
@@ -157,13 +169,34 @@ def make_features(examples: list[Example], tokenizer) -> list[Feature]:
     return features
 
 
+def cached_features(data_dir: Path, examples: list[Example]) -> list[Feature]:
+    """``make_features``, cached by content; an unreadable or unwritable cache only costs time."""
+    key = hashlib.sha256(f"{MAX_SEQ_LENGTH}/{DOC_STRIDE}/{MAX_QUERY_LENGTH}".encode())
+    for path in (data_dir / DATASET_FILE, vocab_path(data_dir)):
+        key.update(sha256_file(path).encode())
+    cache = cache_root() / "bert" / f"features-{key.hexdigest()[:24]}.pickle"
+    try:
+        return pickle.loads(cache.read_bytes())  # written by this function only
+    except Exception:  # noqa: BLE001 - absent, truncated or stale: rebuild it
+        pass
+    features = make_features(examples, load_tokenizer(data_dir))
+    partial = cache.with_suffix(f".partial-{os.getpid()}")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(cache)  # atomic: a concurrent reader sees all of it or nothing
+    except OSError:
+        partial.unlink(missing_ok=True)
+    return features
+
+
 class Dataset:
     """QSL samples: one int64 [3, 384] array (input ids, input mask, segment ids) per feature."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.examples = read_examples(data_dir)
-        self.features = make_features(self.examples, load_tokenizer(data_dir))
+        self.features = cached_features(data_dir, self.examples)
 
     def __len__(self) -> int:
         return len(self.features)

@@ -104,6 +104,20 @@ def test_perfect_logits_score_100_and_a_failed_sample_scores_0(data):
     assert accuracy.score(outputs, data)["exact_match"] == 50.0  # an empty payload: -10000 everywhere
 
 
+def test_features_are_cached_by_content(data, tmp_path, monkeypatch):
+    root = copy_data(data, tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    first = dataset.load(root).features
+    assert len(list((tmp_path / "cache" / "bert").glob("features-*.pickle"))) == 1
+    monkeypatch.setattr(dataset, "make_features", lambda *a: pytest.fail("features were rebuilt"))
+    assert [f.tokens for f in dataset.load(root).features] == [f.tokens for f in first]
+    squad = json.loads((root / "dev-v1.1.json").read_text())
+    squad["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Which bridge?"
+    (root / "dev-v1.1.json").write_text(json.dumps(squad))
+    with pytest.raises(pytest.fail.Exception, match="features were rebuilt"):  # new content, new key
+        dataset.load(root)
+
+
 def test_payload_is_float32_384x2_and_batching_does_not_change_it(data):
     ds = dataset.load(data)
     model = backend.load(data, "cpu", "fp32")
