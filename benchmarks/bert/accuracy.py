@@ -14,6 +14,7 @@ run; a subset run scores its own questions, where the reference would count the 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 import string
@@ -25,6 +26,14 @@ from benchmarks.bert.dataset import MAX_SEQ_LENGTH, load
 
 N_BEST = 20
 MAX_ANSWER_LENGTH = 30
+PUNCTUATION = frozenset(string.punctuation)
+
+
+@functools.cache
+def _basic_tokenizer():
+    from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
+
+    return BasicTokenizer(do_lower_case=True)
 
 
 def final_text(pred_text: str, orig_text: str) -> str:
@@ -34,9 +43,7 @@ def final_text(pred_text: str, orig_text: str) -> str:
     original have the same characters apart from spaces, the prediction's character span is
     carried over one to one; otherwise the original words are returned unchanged.
     """
-    from transformers.models.bert.tokenization_bert_legacy import BasicTokenizer
-
-    tok_text = " ".join(BasicTokenizer(do_lower_case=True).tokenize(orig_text))
+    tok_text = " ".join(_basic_tokenizer().tokenize(orig_text))
     start = tok_text.find(pred_text)
     if start == -1:
         return orig_text
@@ -96,7 +103,7 @@ def predict_text(example, features: list, logits: list[np.ndarray]) -> str:
 
 
 def normalize_answer(text: str) -> str:
-    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    text = "".join(c for c in text.lower() if c not in PUNCTUATION)
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
 
 
