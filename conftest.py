@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,14 @@ def demo_data(tmp_path_factory):
         return built[benchmark_id]
 
     return get
+
+
+@pytest.fixture
+def demo_copy(demo_data, tmp_path):
+    """A writable copy of a demo tier, for tests that damage it: ``demo_copy("bert") -> Path``."""
+    def copy(benchmark_id: str) -> Path:
+        out = tmp_path / f"{benchmark_id}-data"
+        shutil.copytree(demo_data(benchmark_id), out)
+        return out
+
+    return copy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -104,8 +103,8 @@ def test_perfect_logits_score_100_and_a_failed_sample_scores_0(data):
     assert accuracy.score(outputs, data)["exact_match"] == 50.0  # an empty payload: -10000 everywhere
 
 
-def test_features_are_cached_by_content(data, tmp_path, monkeypatch):
-    root = copy_data(data, tmp_path)
+def test_features_are_cached_by_content(tmp_path, monkeypatch, demo_copy):
+    root = demo_copy("bert")
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     first = dataset.load(root).features
     assert len(list((tmp_path / "cache" / "bert").glob("features-*.pickle"))) == 1
@@ -148,14 +147,8 @@ def test_running_at_the_feature_width_gives_the_384_wide_logits(data):
         assert np.allclose(ours[:, 1], full.end_logits[0, :length].numpy(), atol=1e-5)
 
 
-def copy_data(data, tmp_path):
-    out = tmp_path / "data"
-    shutil.copytree(data, out)
-    return out
-
-
-def test_bad_squad_files_are_named(data, tmp_path):
-    root = copy_data(data, tmp_path)
+def test_bad_squad_files_are_named(demo_copy):
+    root = demo_copy("bert")
     squad = json.loads((root / "dev-v1.1.json").read_text())
     del squad["data"][0]["paragraphs"][1]["context"]
     (root / "dev-v1.1.json").write_text(json.dumps(squad))
@@ -166,10 +159,10 @@ def test_bad_squad_files_are_named(data, tmp_path):
         dataset.load(root)
 
 
-def test_bad_model_folders_are_named(data, tmp_path):
+def test_bad_model_folders_are_named(demo_copy):
     import torch
 
-    root = copy_data(data, tmp_path)
+    root = demo_copy("bert")
     state = torch.load(root / "model" / "model.pytorch", weights_only=True)
     torch.save({k: v for k, v in state.items() if not k.startswith("qa_outputs")}, root / "model" / "model.pytorch")
     with pytest.raises(DataError, match="lacks 2 tensor.*qa_outputs"):

@@ -103,14 +103,8 @@ def test_eos_is_skipped_when_decoding(data):
     assert result["rouge1"] == 100.0
 
 
-def copy_data(data, tmp_path):
-    target = tmp_path / "data"
-    shutil.copytree(data, target)
-    return target
-
-
-def test_bad_dataset_files_are_named(data, tmp_path):
-    broken = copy_data(data, tmp_path)
+def test_bad_dataset_files_are_named(demo_copy):
+    broken = demo_copy("gptj")
     (broken / "cnn_eval.json").write_text("[{\"instruction\": ")
     with pytest.raises(DataError, match=r"cnn_eval.json is not valid UTF-8 JSON"):
         dataset.load(broken)
@@ -122,8 +116,8 @@ def test_bad_dataset_files_are_named(data, tmp_path):
         dataset.load(broken)
 
 
-def test_bad_checkpoints_are_named(data, tmp_path):
-    broken = copy_data(data, tmp_path)
+def test_bad_checkpoints_are_named(demo_copy):
+    broken = demo_copy("gptj")
     (broken / "model" / "tokenizer.json").unlink()
     with pytest.raises(DataError, match="has no tokenizer"):
         dataset.load_tokenizer(broken)

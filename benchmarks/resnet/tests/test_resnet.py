@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import cv2
 import numpy as np
@@ -17,12 +16,6 @@ from harness.errors import DataError
 @pytest.fixture(scope="module")
 def data(demo_data):
     return demo_data("resnet")
-
-
-def copy_data(data, tmp_path):
-    out = tmp_path / "data"
-    shutil.copytree(data, out)
-    return out
 
 
 def test_constant_image_normalises_to_hand_computed_values(tmp_path):
@@ -95,19 +88,19 @@ def test_payload_is_one_float32_class_and_batching_does_not_change_it(data):
     ("ILSVRC2012_val_00000001.JPEG", "expected '<image file> <label>'"),
     ("missing.JPEG 3", r"1 image\(s\) listed in .* e.g. .*missing.JPEG"),
 ])
-def test_bad_label_files_are_named(data, tmp_path, line, message):
-    root = copy_data(data, tmp_path)
+def test_bad_label_files_are_named(line, message, demo_copy):
+    root = demo_copy("resnet")
     (root / "imagenet" / "val_map.txt").write_text(line + "\n")
     with pytest.raises(DataError, match=message) as error:
         dataset.load(root)
     assert "val_map.txt" in str(error.value)
 
 
-def test_bad_checkpoints_are_named(data, tmp_path):
+def test_bad_checkpoints_are_named(demo_copy):
     import torch
     import torchvision
 
-    root = copy_data(data, tmp_path)
+    root = demo_copy("resnet")
     checkpoint = root / backend.CHECKPOINT
     torch.save(torchvision.models.resnet18().state_dict(), checkpoint)
     with pytest.raises(DataError, match="is not a torchvision ResNet-50 state dict"):
@@ -120,8 +113,8 @@ def test_bad_checkpoints_are_named(data, tmp_path):
         backend.load(root, "cpu", "fp32")
 
 
-def test_a_corrupt_image_fails_its_sample_alone_and_names_the_file(data, tmp_path, capsys):
-    root = copy_data(data, tmp_path)
+def test_a_corrupt_image_fails_its_sample_alone_and_names_the_file(tmp_path, demo_copy):
+    root = demo_copy("resnet")
     bad = dataset.load(root).path(3)
     bad.write_bytes(bad.read_bytes()[:200])  # a truncated JPEG
     with pytest.raises(DataError, match=f"{bad} cannot be decoded"):
