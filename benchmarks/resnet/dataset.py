@@ -81,7 +81,6 @@ class Dataset:
             raise DataError(f"{len(missing)} image(s) listed in {folder / VAL_MAP} are missing, e.g. "
                             f"{folder / missing[0]}: restore them, or use a val_map.txt that lists only the "
                             f"images present")
-        self.labels = np.array([label for _, label in self.entries], dtype=np.int64)
         self._loaded: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
