@@ -11,26 +11,14 @@ Usage: python tests/perf/bench_overhead.py [--min-duration-ms 3000]
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
-from pathlib import Path
 
 import mlperf_loadgen as lg
+from common import run_test
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from harness import logs  # noqa: E402
+from harness import logs
 from harness.sut import QSL, SUT, BatchPolicy, NullBackend, SutStats  # noqa: E402
 
 SAMPLES = 1024
-
-
-def start(sut_handle: int, qsl_handle: int, settings) -> logs.Detail:
-    with tempfile.TemporaryDirectory() as tmp:
-        log = lg.LogSettings()
-        log.log_output.outdir = tmp
-        log.enable_trace = False
-        lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log)
-        return logs.read_detail(Path(tmp) / logs.DETAIL)
 
 
 def settings_for(scenario: str, args, qps: float):
@@ -53,7 +41,7 @@ def bare(scenario: str, args, qps: float) -> logs.Detail:
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(SAMPLES, SAMPLES, lambda ix: None, lambda ix: None)
     try:
-        return start(sut, qsl, settings_for(scenario, args, qps))
+        return run_test(sut, qsl, settings_for(scenario, args, qps))
     finally:
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
@@ -64,7 +52,7 @@ def ours(scenario: str, args, qps: float) -> logs.Detail:
     sut = SUT(lambda i: i, [NullBackend], policy, "uint8", 60.0, sample_length=lambda i: i)
     qsl = QSL(SAMPLES, SAMPLES, lambda ix: None, lambda ix: None, SutStats())
     try:
-        detail = start(sut.start(), qsl.start(), settings_for(scenario, args, qps))
+        detail = run_test(sut.start(), qsl.start(), settings_for(scenario, args, qps))
     finally:
         sut.stop()
         qsl.stop()

@@ -13,30 +13,23 @@ Usage: python tests/perf/bench_server.py bert [--min-duration-ms 5000] [--qps 40
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import sys
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import mlperf_loadgen as lg  # noqa: E402
-import numpy as np  # noqa: E402
+from common import in_fresh_process, load_demo, reference_sut, run_test, warm_model  # noqa: E402
 
-from harness import datadir, logs, registry  # noqa: E402
+from harness import datadir, registry  # noqa: E402
 from harness.sut import SUT, BatchPolicy  # noqa: E402
 
 
 def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int, batch: int,
         wait_fraction: float) -> tuple[str, float]:
-    bench = registry.get(bench_id)
-    dataset = bench.dataset.load(data)
+    bench, dataset = load_demo(bench_id, data)
     n = len(dataset)
-    if hasattr(dataset, "load_samples"):
-        dataset.load_samples(list(range(n)))
     settings = lg.TestSettings()
     settings.FromConfig(str(bench.user_conf), bench.spec.conf_key, "Server")  # the round's latency bound
     settings.scenario = lg.TestScenario.Server
@@ -46,46 +39,27 @@ def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int,
     settings.min_query_count = 600  # enough queries for early stopping at the 99th percentile
     bound_s = settings.server_target_latency_ns / 1e9
     if style == "reference":
-        model = bench.backend.load(data, "cpu", "fp32")
-        model.warmup(dataset[0])
-
-        def issue(samples):
-            for q in samples:
-                out = np.ascontiguousarray(model.predict([dataset[q.index]])[0])
-                lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, out.ctypes.data, out.nbytes)])
-
-        handle, stop = lg.ConstructSUT(issue, lambda: None), None
+        sut = None
+        handle = reference_sut(warm_model(bench, data, dataset), dataset)
     else:
-        def replica():
-            model = bench.backend.load(data, "cpu", "fp32")
-            model.warmup(dataset[0])
-            return model
-
-        sut = SUT(lambda i: dataset[i], [replica], BatchPolicy(batch, bound_s * wait_fraction),
-                  bench.spec.payload_dtype, 600.0)
-        handle, stop = sut.start(), sut.stop
+        sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)],
+                  BatchPolicy(batch, bound_s * wait_fraction), bench.spec.payload_dtype, 600.0)
+        handle = sut.start()
     qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
-    with tempfile.TemporaryDirectory() as tmp:
-        log = lg.LogSettings()
-        log.log_output.outdir = tmp
-        log.enable_trace = False
-        lg.StartTestWithLogSettings(handle, qsl, settings, log)
-        detail = logs.read_detail(Path(tmp) / logs.DETAIL)
-    if stop:
-        stop()
+    detail = run_test(handle, qsl, settings)
+    lg.DestroyQSL(qsl)
+    if sut is None:
+        lg.DestroySUT(handle)
+    else:
+        sut.stop()
     return detail.get("result_validity"), float(detail.get("result_completed_samples_per_sec") or 0)
-
-
-def in_fresh_process(*args):
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run, *args).result()
 
 
 def best_valid(bench_id: str, data: Path, style: str, ladder: list[float], args) -> float:
     best = 0.0
     for qps in ladder:
-        validity, completed = in_fresh_process(bench_id, data, style, qps, args.min_duration_ms, args.batch,
-                                               args.wait_fraction)
+        validity, completed = in_fresh_process(run, bench_id, data, style, qps, args.min_duration_ms,
+                                               args.batch, args.wait_fraction)
         print(f"  {style:9s} target {qps:7.1f} QPS: {validity:7s} ({completed:.1f} samples/s completed)", flush=True)
         if validity != "VALID":
             break

@@ -1,0 +1,63 @@
+"""Pieces the performance scripts share: a LoadGen test with its logs read back, the demo data
+loaded as a run loads it, the reference-style SUT, replicas built as ``harness run`` builds them,
+and one fresh process per measurement."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import mlperf_loadgen as lg  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness import logs, registry  # noqa: E402
+
+
+def run_test(sut_handle: int, qsl_handle: int, settings) -> logs.Detail:
+    """One LoadGen test, logged to a temporary folder (trace off); returns its detail log."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = lg.LogSettings()
+        log.log_output.outdir = tmp
+        log.enable_trace = False
+        lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log)
+        return logs.read_detail(Path(tmp) / logs.DETAIL)
+
+
+def load_demo(bench_id: str, data: Path, n: int | None = None):
+    """(benchmark, dataset) with the first ``n`` samples (default: all) loaded, as LoadGen's untimed
+    load does, and sample lengths computed."""
+    bench = registry.get(bench_id)
+    dataset = bench.dataset.load(data)
+    if hasattr(dataset, "load_samples"):
+        dataset.load_samples(list(range(len(dataset) if n is None else n)))
+    if hasattr(dataset, "sample_length"):
+        dataset.sample_length(0)
+    return bench, dataset
+
+
+def reference_sut(model, dataset) -> int:
+    """The reference implementations' SUT: one sample at a time, synchronously inside IssueQuery."""
+    def issue(samples):
+        for q in samples:
+            out = np.ascontiguousarray(model.predict([dataset[q.index]])[0])
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, out.ctypes.data, out.nbytes)])
+
+    return lg.ConstructSUT(issue, lambda: None)
+
+
+def warm_model(bench, data: Path, dataset):
+    model = bench.backend.load(data, "cpu", "fp32")
+    model.warmup(dataset[0])
+    return model
+
+
+def in_fresh_process(fn, *args):
+    """Each measurement gets its own process, as each LoadGen test of a harness run does: OpenMP
+    thread teams left over from one measurement would slow the next."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
