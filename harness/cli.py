@@ -46,11 +46,12 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     bench = registry.get(args.benchmark)
+    kind = settings.device_kind(args.device)
     config = RunConfig(
         benchmark=bench.spec.id, scenario=args.scenario, mode=args.mode, data_dir="", demo=False,
         user_conf=str((args.user_conf or bench.user_conf).resolve()), dtype=args.dtype, device=args.device,
-        n_devices=args.n_devices, batch_size=args.batch_size or bench.spec.default_batch_size,
-        batch_tokens=args.batch_tokens or bench.spec.default_batch_tokens.get(settings.device_kind(args.device)),
+        n_devices=args.n_devices, batch_size=args.batch_size or bench.spec.batch_size(kind),
+        batch_tokens=args.batch_tokens or bench.spec.default_batch_tokens.get(kind),
         n_count=args.n_count, n_partitions=args.n_partitions, partition_offset=args.partition_offset,
         stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
         timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,

@@ -37,7 +37,9 @@ class BenchmarkSpec:
     """numpy dtype of the response bytes; the scorer decodes the accuracy log with the same dtype."""
     devices: tuple[str, ...] = ("cpu", "cuda")
     """Device kinds its backend runs on (``cpu``, ``cuda``, ``rngd``)."""
-    default_batch_size: int = 1
+    default_batch_size: int | dict[str, int] = 1
+    """Largest batch a replica runs: one number, or one per device kind (``{"cpu": 1, "cuda": 8}``,
+    a kind not listed gets 1), as the best batch differs between a CPU and an accelerator."""
     default_batch_tokens: dict[str, int] = field(default_factory=dict)
     """Per device kind (``cpu``, ``cuda``): cap on samples x longest sample length in a batch."""
     stall_timeout_s: float = 600.0
@@ -60,9 +62,16 @@ class BenchmarkSpec:
             np.dtype(self.payload_dtype)
         except TypeError:
             problems.append(f"payload_dtype {self.payload_dtype!r} is not a numpy dtype")
-        if self.default_batch_size < 1 or self.stall_timeout_s <= 0:
+        sizes = self.default_batch_size
+        if min(sizes.values() if isinstance(sizes, dict) else [sizes], default=1) < 1 or self.stall_timeout_s <= 0:
             problems.append("default_batch_size and stall_timeout_s must be positive")
         if problems:
             raise InvalidSettings(f"benchmark spec {self.id!r}: " + "; ".join(problems))
         ordered = tuple(s for s in SCENARIOS if s in self.datacenter_scenarios + self.edge_scenarios)
         object.__setattr__(self, "scenarios", ordered)
+
+    def batch_size(self, device_kind: str | None) -> int:
+        """The default batch size on a device kind (``cpu``, ``cuda``, ``rngd``)."""
+        if isinstance(self.default_batch_size, dict):
+            return self.default_batch_size.get(device_kind or "", 1)
+        return self.default_batch_size

@@ -62,7 +62,7 @@ def ours(bench_id: str, data: Path, n: int, replicas: int) -> float:
     bench, dataset = load_demo(bench_id, data, n)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // replicas))
     length = getattr(dataset, "sample_length", None)
-    policy = BatchPolicy(bench.spec.default_batch_size, 0.0, sort_by_length=length is not None,
+    policy = BatchPolicy(bench.spec.batch_size("cpu"), 0.0, sort_by_length=length is not None,
                          max_tokens=bench.spec.default_batch_tokens.get("cpu") if length else None)
     sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)] * replicas, policy,
               bench.spec.payload_dtype, 600.0, sample_length=length)
@@ -84,7 +84,7 @@ def main() -> None:
     n = min(args.samples, len(bench.dataset.load(data)))
     cores = os.cpu_count() or 1
     spec = bench.spec
-    print(f"{spec.id} demo, {n} samples, {cores} CPU cores; batch {spec.default_batch_size}, "
+    print(f"{spec.id} demo, {n} samples, {cores} CPU cores; batch {spec.batch_size('cpu')}, "
           f"token cap {spec.default_batch_tokens.get('cpu')}")
     t = time.monotonic()
     base = in_fresh_process(reference_style, spec.id, data, n)

@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("reference", "harness"))
     args = parser.parse_args()
     bench = registry.get(args.benchmark)
-    args.batch = args.batch or bench.spec.default_batch_size
+    args.batch = args.batch or bench.spec.batch_size("cpu")
     data, _ = datadir.resolve(bench, None)
     ladder = [float(q) for q in args.qps.split(",")]
     print(f"{bench.spec.id} demo, Server, {os.cpu_count()} CPU cores, min duration {args.min_duration_ms} ms")

@@ -1,9 +1,8 @@
 import pytest
 
 from harness import registry
-from harness.errors import HarnessError, UnknownBenchmark
+from harness.errors import HarnessError, InvalidSettings, UnknownBenchmark
 from harness.spec import BenchmarkSpec
-from harness.errors import InvalidSettings
 
 
 def test_discovers_gptj_with_its_names():
@@ -43,3 +42,13 @@ def test_spec_validation_lists_problems():
     with pytest.raises(InvalidSettings, match=r"must be a Python identifier.*unknown scenario 'Batch'"):
         BenchmarkSpec(id="3d-unet", mlperf_names=("3d-unet-99",), conf_key="3d-unet", datacenter_scenarios=("Batch",),
                       edge_scenarios=(), dataset_size=43, performance_count=43, payload_dtype="uint8")
+
+
+def test_default_batch_size_per_device_kind():
+    common = dict(mlperf_names=("x",), conf_key="x", datacenter_scenarios=("Offline",), edge_scenarios=(),
+                  dataset_size=4, performance_count=4, payload_dtype="float32")
+    per_kind = BenchmarkSpec(id="x", default_batch_size={"cpu": 1, "cuda": 8}, **common)
+    assert (per_kind.batch_size("cpu"), per_kind.batch_size("cuda"), per_kind.batch_size("rngd")) == (1, 8, 1)
+    assert BenchmarkSpec(id="x", default_batch_size=4, **common).batch_size("cuda") == 4
+    with pytest.raises(InvalidSettings, match="default_batch_size and stall_timeout_s must be positive"):
+        BenchmarkSpec(id="x", default_batch_size={"cpu": 0}, **common)
