@@ -1,6 +1,6 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
-Images are built once per test run with the project's own script, `images/build.sh gptj resnet bert`
+Images are built once per test run with the project's own script, `images/build.sh gptj resnet bert retinanet`
 (honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -88,13 +88,14 @@ def test_gptj_demo_in_a_container(gptj_image, provenance, tmp_path):
     assert any(line.endswith("/opt/locks/pytorch.lock") for line in image["locks"])
 
 
-@pytest.mark.parametrize("benchmark, accuracy_line", [
-    ("resnet", r"accuracy=\d+\.\d{3}%, good=\d+, total=16\n"),
-    ("bert", r'\{"exact_match": [\d.]+, "f1": [\d.]+\}\n'),
+@pytest.mark.parametrize("benchmark, count, accuracy_line", [
+    ("resnet", 16, r"accuracy=\d+\.\d{3}%, good=\d+, total=16\n"),
+    ("bert", 16, r'\{"exact_match": [\d.]+, "f1": [\d.]+\}\n'),
+    ("retinanet", 6, r"mAP=\d+\.\d{3}%\n"),
 ])
-def test_demo_in_a_container(images, benchmark, accuracy_line, tmp_path):
+def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     results = writable(tmp_path / "results")
-    status, logs = run_container(images[benchmark], results, {"N_COUNT": "16"})
+    status, logs = run_container(images[benchmark], results, {"N_COUNT": str(count)})
     assert status == 0, logs[-4000:]
     assert "DEMO TIER" in logs and "Performance (Offline): VALID" in logs
     runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
