@@ -54,15 +54,27 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
+def job_env(group: list[Job]) -> dict[str, str]:
+    """The job processes' environment. CPU replicas (of one job or of jobs running at once) share
+    the cores: each gets cores / replicas OpenMP threads, unless OMP_NUM_THREADS is set. Left at
+    the default, every replica would start a thread per core and oversubscribe them."""
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    replicas = sum(device == "cpu" for job in group for device in job.devices)
+    if replicas > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // replicas))
+    return env
+
+
 def execute(group: list[Job], run_dir: Path, timeout_s: float | None) -> None:
     """Run a group of jobs in parallel processes; raise RunFailed naming the job that failed."""
     procs = []
+    env = job_env(group)
     for job in group:
         Path(job.log_dir).mkdir(parents=True)
         log = open(run_dir / f"{job.name}.log", "wb")
         cmd = [sys.executable, "-m", "harness.worker", str(run_dir), job.to_json()]
         procs.append((job, log, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=job.log_dir,
-                                                 env=os.environ | {"PYTHONUNBUFFERED": "1"})))
+                                                 env=env)))
         print(f"  started {job.name}: samples [{job.start}, {job.stop}) on {', '.join(job.devices)}", flush=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     failures = []

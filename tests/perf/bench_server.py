@@ -7,7 +7,7 @@ the round's mlperf.conf for the benchmark); each target QPS is one LoadGen run i
 A run counts when LoadGen says VALID (latency bound met at the percentile, early stopping met).
 
 Usage: python tests/perf/bench_server.py bert [--min-duration-ms 5000] [--qps 40,80,...] [--batch B]
-       [--wait-fraction 0.05] [--only reference|harness]
+       [--wait-fraction 0.05] [--replicas R] [--only reference|harness]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import mlperf_loadgen as lg  # noqa: E402
+import torch  # noqa: E402
 from common import in_fresh_process, load_demo, reference_sut, run_test, warm_model  # noqa: E402
 
 from harness import datadir, registry  # noqa: E402
@@ -27,7 +28,7 @@ from harness.sut import SUT, BatchPolicy  # noqa: E402
 
 
 def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int, batch: int,
-        wait_fraction: float) -> tuple[str, float]:
+        wait_fraction: float, replicas: int) -> tuple[str, float]:
     bench, dataset = load_demo(bench_id, data)
     n = len(dataset)
     settings = lg.TestSettings()
@@ -42,7 +43,8 @@ def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int,
         sut = None
         handle = reference_sut(warm_model(bench, data, dataset), dataset)
     else:
-        sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)],
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // replicas))  # as `harness run --n-devices` does
+        sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)] * replicas,
                   BatchPolicy(batch, bound_s * wait_fraction), bench.spec.payload_dtype, 600.0)
         handle = sut.start()
     qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
@@ -59,7 +61,7 @@ def best_valid(bench_id: str, data: Path, style: str, ladder: list[float], args)
     best = 0.0
     for qps in ladder:
         validity, completed = in_fresh_process(run, bench_id, data, style, qps, args.min_duration_ms,
-                                               args.batch, args.wait_fraction)
+                                               args.batch, args.wait_fraction, args.replicas)
         print(f"  {style:9s} target {qps:7.1f} QPS: {validity:7s} ({completed:.1f} samples/s completed)", flush=True)
         if validity != "VALID":
             break
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="largest batch (default: the benchmark's)")
     parser.add_argument("--wait-fraction", type=float, default=0.05,
                         help="longest wait for a batch to fill, as a fraction of the latency bound (harness default)")
+    parser.add_argument("--replicas", type=int, default=1, help="harness SUT: replicas sharing the CPU cores")
     parser.add_argument("--only", choices=("reference", "harness"))
     args = parser.parse_args()
     bench = registry.get(args.benchmark)
@@ -82,7 +85,8 @@ def main() -> None:
     data, _ = datadir.resolve(bench, None)
     ladder = [float(q) for q in args.qps.split(",")]
     print(f"{bench.spec.id} demo, Server, {os.cpu_count()} CPU cores, min duration {args.min_duration_ms} ms")
-    print(f"harness SUT: batch {args.batch}, batch wait {args.wait_fraction:g} x latency bound")
+    print(f"harness SUT: {args.replicas} replica(s), batch {args.batch}, batch wait {args.wait_fraction:g} x "
+          f"latency bound")
     base = best_valid(bench.spec.id, data, "reference", ladder, args) if args.only != "harness" else 0.0
     ours = best_valid(bench.spec.id, data, "harness", ladder, args) if args.only != "reference" else 0.0
     ratio = ours / base if base else float("inf")
