@@ -18,7 +18,7 @@ LOCKS := images/base/requirements.lock images/pytorch/requirements.lock tests/re
 $(VENV)/.installed: $(LOCKS) pyproject.toml
 	python3.11 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip sync --python $(PY) --require-hashes $(LOCKS)
+	$(UV) pip sync --python $(PY) --require-hashes --compile-bytecode $(LOCKS)  # compiled once: every LoadGen test is a new process
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $@
 
