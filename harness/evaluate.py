@@ -54,21 +54,23 @@ def sut_problems(stats: dict[str, Any]) -> list[str]:
     return problems
 
 
-def loadgen_problems(detail: logs.Detail, rnd: Round) -> list[str]:
+def loadgen_problems(detail: logs.Detail, rnd: Round, seeds: dict[str, int] | None = None) -> list[str]:
+    """LoadGen errors, and seeds other than the round's (``seeds``: TEST05's instead)."""
     problems = [f"LoadGen error: {e}" for e in detail.errors]
-    for key, expected in rnd.seeds.items():
+    for key, expected in (rnd.seeds if seeds is None else seeds).items():
         found = detail.get(f"effective_{key}")
         if found is not None and int(found) != expected:
-            problems.append(f"{key} is {found}, round {rnd.name} needs {expected}: wrong LoadGen build")
+            why = "wrong LoadGen build" if seeds is None else "the audit.config was not applied"
+            problems.append(f"{key} is {found}, round {rnd.name} needs {expected}: {why}")
     return problems
 
 
-def performance(log_dir: Path, scenario: str, rnd: Round) -> dict[str, Any]:
+def performance(log_dir: Path, scenario: str, rnd: Round, seeds: dict[str, int] | None = None) -> dict[str, Any]:
     detail = logs.read_detail(log_dir / logs.DETAIL)
     reasons = [text for key, text in CHECKS.items() if detail.get(key) is False]
     if detail.get("result_invalid_reason"):
         reasons.append(f"LoadGen: {str(detail.get('result_invalid_reason')).strip()}")
-    reasons += loadgen_problems(detail, rnd) + sut_problems(sut_stats(log_dir))
+    reasons += loadgen_problems(detail, rnd, seeds) + sut_problems(sut_stats(log_dir))
     loadgen_validity = detail.get("result_validity", "INVALID")
     metrics = {name: detail.get(key) for name, key in SCENARIO_METRICS[scenario].items() if detail.get(key) is not None}
     return {

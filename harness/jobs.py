@@ -19,6 +19,8 @@ class Job:
     """The job's samples are dataset indices [start, stop); LoadGen sees them as 0 .. stop-start-1."""
     devices: list[str]
     partition: int | None = None
+    audit: str | None = None
+    """audit.config text of a compliance test (how it reaches LoadGen: the round's ``audit_via``)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -16,6 +16,7 @@ from harness.util import listing
 SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"
 ACCURACY = "mlperf_log_accuracy.json"
+SUMMARY_AND_DETAIL = (SUMMARY, DETAIL)
 _MLLOG = ":::MLLOG "
 
 

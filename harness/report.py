@@ -45,6 +45,26 @@ def performance_section(perf: dict[str, Any], scenario: str) -> str:
     return "\n".join(lines)
 
 
+def compliance_section(checked: dict[str, Any]) -> str:
+    needed = (f"required for {', '.join(checked['required_by'])}" if checked["required_by"] else
+              "not required for this benchmark in this round")
+    perf = checked["performance_check"]
+    lines = [f"Compliance {checked['test']} ({needed}): {'PASS' if checked['passed'] else 'FAIL'}",
+             f"  performance: submission {_num(perf['reference'])}, this test {_num(perf['test'])}"
+             + (f", tolerance {perf['tolerance']:.0%}" if "tolerance" in perf else "")
+             + f": {'PASS' if perf['passed'] else 'FAIL'}"]
+    acc = checked.get("accuracy_check")
+    if acc:
+        lines.append(f"  accuracy: {acc['num_perf_log_qsl_idx_match']} responses logged in performance mode "
+                     f"matched by sample, {acc['num_perf_log_data_mismatch']} differ from the accuracy run")
+        for d in acc.get("fallback", {}).get("deltas", []):
+            lines.append(f"    {d['variant']} {d['metric']}: baseline {_num(d['baseline'])}, compliance "
+                         f"{_num(d['compliance'])}, delta {d['delta_percent']:.3g}% (allowed "
+                         f"{d['allowed_percent']}%): {'PASS' if d['passed'] else 'FAIL'}")
+    lines += [f"  ! {reason}" for reason in checked["reasons"]]
+    return "\n".join(lines)
+
+
 def render(result: dict[str, Any]) -> str:
     s = result["settings"]
     head = (f"{result['benchmark']} ({', '.join(result['mlperf_names'])})  scenario={s['scenario']}  "
@@ -66,6 +86,8 @@ def render(result: dict[str, Any]) -> str:
         parts.append(accuracy_section(result["accuracy"]))
     if result.get("performance"):
         parts.append(performance_section(result["performance"], s["scenario"]))
+    if result.get("compliance"):
+        parts.append(compliance_section(result["compliance"]))
     if result.get("demo"):
         parts.append(DEMO_BANNER)
     return "\n\n".join(parts) + "\n"

@@ -161,3 +161,74 @@ def log_settings(outdir: Path, trace: bool):
     settings.log_output = out
     settings.enable_trace = trace
     return settings
+
+
+def audit_values(audit: str, scenario: str) -> dict[str, str]:
+    """The key/value lines of an audit.config that apply to a scenario (LoadGen's lookup order:
+    ``*.<scenario>.key`` before ``*.*.key``); comments and blank lines are skipped."""
+    general, specific = {}, {}
+    for line in audit.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, value = (part.strip() for part in line.partition("="))
+        model, _, rest = name.partition(".")
+        where, _, key = rest.partition(".")
+        if model != "*" or not key or not value:
+            raise InvalidSettings(f"audit line {line!r} is not '*.<scenario or *>.<key> = <value>'")
+        if where == scenario:
+            specific[key] = value
+        elif where == "*":
+            general[key] = value
+    return general | specific
+
+
+def expected_samples(settings, scenario: str) -> int:
+    """The samples LoadGen expects a performance run to issue, as it computes them to turn an
+    ``accuracy_log_sampling_target`` into a logging probability."""
+    seconds = settings.min_duration_ms / 1000
+    if scenario == "Offline":
+        qps = settings.offline_expected_qps
+        return max(int(qps * seconds), settings.min_query_count, int(1.1 * seconds * qps))
+    qps, per_query = {"Server": (settings.server_target_qps, 1),
+                      "SingleStream": (1e9 / settings.single_stream_expected_latency_ns, 1),
+                      "MultiStream": (1e9 / settings.multi_stream_expected_latency_ns,
+                                      settings.multi_stream_samples_per_query)}[scenario]
+    return max(int(qps * seconds) * per_query, settings.min_query_count * per_query)
+
+
+def apply_audit(settings, audit: str, scenario: str) -> dict[str, object]:
+    """Apply a compliance test's audit.config lines to TestSettings, as LoadGen would apply the file;
+    returns the attributes set.
+
+    Used where the round's LoadGen cannot take the file itself: 4.1.30 reads an audit.config as a
+    second conf file (an ERROR in the log, which the checker rejects) and takes the accuracy-log and
+    test05 keys only from its embedded mlperf.conf, so they would be ignored.
+    """
+    import mlperf_loadgen as lg
+
+    modes = {0: lg.TestMode.SubmissionRun, 1: lg.TestMode.AccuracyOnly, 2: lg.TestMode.PerformanceOnly,
+             3: lg.TestMode.FindPeakPerformance}
+    applied: dict[str, object] = {}
+    values = audit_values(audit, scenario)
+    for key, raw in values.items():
+        if key == "mode":
+            settings.mode, applied[key] = modes[int(raw)], int(raw)
+        elif key in ("performance_issue_unique", "performance_issue_same", "test05"):
+            applied[key] = bool(int(raw))
+        elif key in ("accuracy_log_rng_seed", "performance_issue_same_index", "min_query_count"):
+            applied[key] = int(raw, 0)
+        elif key == "min_duration":
+            applied["min_duration_ms"] = int(raw)
+        elif key == "accuracy_log_probability":
+            applied[key] = float(raw) * 0.01  # percent in conf files
+        elif key != "accuracy_log_sampling_target":
+            raise InvalidSettings(f"audit key {key!r} cannot be applied to LoadGen's TestSettings here")
+    for name, value in applied.items():
+        if name != "mode":
+            setattr(settings, name, value)
+    if "accuracy_log_sampling_target" in values:  # LoadGen: target / expected samples, after the rest
+        target = int(values["accuracy_log_sampling_target"])
+        settings.accuracy_log_probability = applied["accuracy_log_probability"] = min(
+            1.0, target / max(1, expected_samples(settings, scenario)))
+    return applied

@@ -2,23 +2,29 @@
 
 Runs in the job's log folder (a fresh folder, so no stray ``audit.config`` is picked up),
 calls ``FromConfig`` exactly once, runs the test, writes ``sut_stats.json`` and exits
-without waiting for a replica that may be stuck in a model call.
+without waiting for a replica that may be stuck in a model call. A compliance job's audit.config
+reaches LoadGen as its round says: as the file, in that folder only while the test runs, or
+applied to the TestSettings (``settings.apply_audit``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness import registry, settings
 from harness.errors import HarnessError
 from harness.jobs import Job
+from harness.rounds import load_round
 from harness.sut import QSL, SUT, Backend, BatchPolicy, NullBackend
+
+AUDIT_CONFIG = "audit.config"  # the name LoadGen looks for in its working directory
 
 
 def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
@@ -42,8 +48,8 @@ def run(run_dir: Path, job: Job) -> None:
     spec = bench.spec
     log_dir = Path(job.log_dir)
     os.chdir(log_dir)
-    if Path("audit.config").exists():
-        raise HarnessError(f"refusing to run: {log_dir}/audit.config exists and would turn this run into a "
+    if Path(AUDIT_CONFIG).exists():
+        raise HarnessError(f"refusing to run: {log_dir}/{AUDIT_CONFIG} exists and would turn this run into a "
                            f"compliance test")
     data_dir = Path(config.data_dir)
     dataset = bench.dataset.load(data_dir)
@@ -60,6 +66,11 @@ def run(run_dir: Path, job: Job) -> None:
         return build
 
     lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf))
+    audit_file = job.audit
+    if job.audit is not None and load_round(config.round).audit_via == "settings":
+        applied = settings.apply_audit(lg_settings, job.audit, config.scenario)
+        Path("audit_settings.json").write_text(json.dumps(applied, indent=2))
+        audit_file = None
     sample_length = getattr(dataset, "sample_length", None)
     policy = batch_policy(config, lg_settings)
     sut = SUT(lambda i: dataset[start + i], [replica(d) for d in job.devices], policy, spec.payload_dtype,
@@ -70,12 +81,26 @@ def run(run_dir: Path, job: Job) -> None:
               lambda ix: unload([start + i for i in ix]), sut.stats)
     sut_handle = sut.start()  # loads and warms up the replicas
     began = time.monotonic()
-    lg.StartTestWithLogSettings(sut_handle, qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
+    with audit_config(audit_file):
+        lg.StartTestWithLogSettings(sut_handle, qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
     elapsed = time.monotonic() - began
     sut.stop()
     qsl.stop()
     stats = dataclasses.asdict(sut.stats) | {"wall_s": round(elapsed, 3), "devices": job.devices}
     Path("sut_stats.json").write_text(json.dumps(stats, indent=2))
+
+
+@contextlib.contextmanager
+def audit_config(text: str | None) -> Iterator[None]:
+    """``audit.config`` in the working directory for the duration of the block (none: nothing)."""
+    path = Path(AUDIT_CONFIG)
+    if text is not None:
+        path.write_text(text)
+    try:
+        yield
+    finally:
+        if text is not None:
+            path.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -1,11 +1,17 @@
-"""Rounds are data: one TOML file per MLPerf Inference round (LoadGen pin, seeds, targets)."""
+"""Rounds are data: one TOML file per MLPerf Inference round.
+
+A round file holds the LoadGen pin and seeds, accuracy targets, required scenarios, what the
+submission checker requires of performance runs, the compliance tests (their audit.config lines
+and which MLPerf names need them) and the submission tree's layout and limits.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError, RoundMismatch
 
@@ -47,17 +53,76 @@ class TargetCheck:
 
 
 @dataclass(frozen=True)
+class PerformanceRules:
+    """What the submission checker requires of one MLPerf name's performance runs."""
+
+    sample_count: int
+    offline_samples_per_query: int
+    server_latency_ms: float | None = None
+    result: dict[str, str] = field(default_factory=dict)
+    """Detail-log key of the reported result per scenario, where it differs from the round's default."""
+
+
+@dataclass(frozen=True)
 class Round:
     name: str
     loadgen_version: str
     seeds: dict[str, int]
     accuracy: dict[str, tuple[MetricTarget, ...]]
     required_scenarios: dict[str, dict[str, tuple[str, ...]]]
+    test05_seeds: dict[str, int] = field(default_factory=dict)
+    performance: dict[str, PerformanceRules] = field(default_factory=dict)
+    audits: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    """Compliance test -> LoadGen conf key (or "*") -> audit.config lines."""
+    compliance: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """MLPerf name -> the compliance tests a closed submission needs."""
+    tolerances: dict[str, float] = field(default_factory=dict)
+    """Compliance test (and ``small_latency``) -> allowed performance difference, as a fraction."""
+    audit_via: str = "file"
+    """How a compliance test's audit.config reaches LoadGen: ``file`` (where LoadGen reads it) or
+    ``settings`` (applied to TestSettings by the harness, for LoadGen builds that mishandle the file)."""
+    submission: dict[str, Any] = field(default_factory=dict)
+    """The submission tree: layout, limits, system description and implementation fields."""
+
+    def rules(self, mlperf_name: str) -> PerformanceRules:
+        if mlperf_name not in self.performance:
+            raise HarnessError(f"round {self.name} has no performance rules for {mlperf_name!r}")
+        return self.performance[mlperf_name]
+
+    def audit_config(self, test: str, conf_key: str) -> str:
+        """The audit.config text of a compliance test for a benchmark.
+
+        LoadGen applies audit.config with model ``*``, so lines naming this benchmark's conf key
+        are written with ``*`` (the official procedure leaves them to the harness) and lines
+        naming another benchmark are left out.
+        """
+        if test not in self.audits:
+            raise HarnessError(f"round {self.name} has no compliance test {test!r}; it has "
+                               f"{', '.join(self.audits) or 'none'}")
+        lines = []
+        for line in self.audits[test].get(conf_key, self.audits[test]["*"]):
+            model, _, rest = line.partition(".")
+            if model in ("*", conf_key):
+                lines.append(f"*.{rest}")
+        return "\n".join(lines) + "\n"
 
     def targets(self, mlperf_name: str) -> tuple[MetricTarget, ...]:
         if mlperf_name not in self.accuracy:
             raise HarnessError(f"round {self.name} has no accuracy targets for {mlperf_name!r}")
         return self.accuracy[mlperf_name]
+
+    def embedded_mlperf_conf(self) -> str:
+        """The mlperf.conf compiled into the installed LoadGen, which its first FromConfig applies (the
+        submission tree's measurements carry it); checked to hold the round's seeds."""
+        import mlperf_loadgen
+
+        binary = Path(mlperf_loadgen.__file__).read_bytes()
+        start = binary.find(b"# The format of this config file is")
+        text = binary[start:binary.find(b"\0", start)].decode(errors="replace") if start >= 0 else ""
+        if str(self.seeds["qsl_rng_seed"]) not in text:
+            raise RoundMismatch(f"the installed LoadGen ({mlperf_loadgen.__file__}) embeds no mlperf.conf with the "
+                                f"seeds of round {self.name}; install mlcommons-loadgen=={self.loadgen_version}")
+        return text
 
     def check_loadgen(self) -> str:
         """Return the installed LoadGen version; raise when it is not the round's pin."""
@@ -91,4 +156,15 @@ def load_round(name: str = DEFAULT_ROUND) -> Round:
         system: {k: tuple(v) for k, v in table.items()}
         for system, table in raw.get("required_scenarios", {}).items()
     }
-    return Round(raw["name"], raw["loadgen_version"], dict(raw["seeds"]), accuracy, required)
+    compliance = raw.get("compliance", {})
+    return Round(
+        raw["name"], raw["loadgen_version"], dict(raw["seeds"]), accuracy, required,
+        test05_seeds=dict(raw.get("test05_seeds", {})),
+        performance={name: PerformanceRules(**rules) for name, rules in raw.get("performance", {}).items()},
+        audits={test: {key: tuple(lines) for key, lines in table.items()}
+                for test, table in compliance.get("audit", {}).items()},
+        compliance={name: tuple(tests) for name, tests in compliance.get("required", {}).items()},
+        tolerances=dict(compliance.get("tolerance", {})),
+        audit_via=compliance.get("audit_via", "file"),
+        submission=raw.get("submission", {}),
+    )

@@ -44,3 +44,22 @@ def test_loadgen_version_must_match_the_round(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "6.0.17")
     with pytest.raises(RoundMismatch, match=r"needs mlcommons-loadgen==4.1.30 .* but 6.0.17 is installed"):
         rnd.check_loadgen()
+
+
+def test_v41_compliance_and_submission_rules():
+    rnd = load_round("v4.1")
+    assert rnd.compliance["resnet"] == ("TEST01", "TEST04", "TEST05") and rnd.compliance["gptj-99"] == ()
+    assert rnd.compliance["retinanet"] == rnd.compliance["bert-99.9"] == ("TEST01", "TEST05")
+    assert rnd.test05_seeds["qsl_rng_seed"] == 16799458546791641818
+    assert rnd.rules("retinanet").offline_samples_per_query == 24576 and rnd.rules("bert-99").server_latency_ms == 130
+    assert rnd.rules("gptj-99").result["Offline"] == "result_inferred_tokens_per_second"
+    assert "bert-99.9" not in rnd.required_scenarios["edge"]  # datacenter only in v4.1
+    assert rnd.submission["min_duration_ms"] == 600000 and len(rnd.submission["system_fields"]) == 35
+    with pytest.raises(HarnessError, match="no compliance test 'TEST06'"):
+        rnd.audit_config("TEST06", "llama2-70b")
+
+
+def test_the_embedded_mlperf_conf_is_the_rounds():
+    conf = load_round().embedded_mlperf_conf()
+    assert "*.*.test05_qsl_rng_seed = 16799458546791641818" in conf
+    assert "retinanet.Server.target_latency = 100" in conf and "\0" not in conf
