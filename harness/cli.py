@@ -7,6 +7,9 @@
     harness verify ID [--data DIR]
     harness prepare ID --from DIR [--data DIR]
     harness merge RUN_DIR... --out DIR [--data DIR]
+    harness compliance ID --test TEST01|TEST04|TEST05 --results RUN_DIR... [--scenario S] [--out DIR]
+    harness submit --division closed --submitter ORG --system SYSTEM.json RUN_DIR... --out DIR
+    harness system-template --out SYSTEM.json
 
 Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
 that says what to do, and exit with status 2.
@@ -116,6 +119,34 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compliance(args: argparse.Namespace) -> int:
+    from harness import compliance
+
+    result = compliance.run(args.benchmark, args.test, args.results, args.scenario, args.out, args.data, args.timeout)
+    return 0 if result["compliance"]["passed"] else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from harness import submission
+
+    done = submission.build(args.round, args.division, args.submitter, args.system, args.runs, args.out,
+                            args.system_name, args.implementation)
+    print(f"wrote the {done['round']} {done['division']} submission of {done['submitter']} ({done['system']}) to "
+          f"{done['tree']}; untruncated accuracy logs in {Path(done['out']) / 'accuracy-logs'}")
+    print("\n".join(["results:"] + [f"  {r}" for r in done["results"]] + [f"note: {n}" for n in done["notes"]]))
+    return 0
+
+
+def cmd_system_template(args: argparse.Namespace) -> int:
+    from harness import submission
+
+    if args.out.exists():
+        raise HarnessError(f"{args.out} already exists; nothing is overwritten. Choose another --out")
+    args.out.write_text(json.dumps(submission.system_template(load_round(args.round)), indent=2) + "\n")
+    print(f"wrote {args.out}: fill in the empty fields; `harness submit` names any still missing or empty")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description="MLPerf Inference harness driven by the real LoadGen")
     sub = top.add_subparsers(dest="command", required=True)
@@ -175,6 +206,33 @@ def parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", type=Path, required=True)
     merge.add_argument("--data", type=Path, help="data folder, if not where the partitions recorded it")
     merge.set_defaults(fn=cmd_merge)
+
+    comp = sub.add_parser("compliance", help="run a compliance test against a submission run and verify it")
+    comp.add_argument("benchmark")
+    comp.add_argument("--test", required=True, help="TEST01, TEST04 or TEST05 (the round says which are required)")
+    comp.add_argument("--results", type=Path, nargs="+", required=True,
+                      help="the submission run's folder(s): its accuracy and performance runs")
+    comp.add_argument("--scenario", help="check that the results are of this scenario")
+    comp.add_argument("--out", type=Path, help="run folder to create (default: a new one under ./results)")
+    comp.add_argument("--data", type=Path, help="data folder, if not where the submission run recorded it")
+    comp.add_argument("--timeout", type=float, help="kill the test if it runs longer than this many s")
+    comp.set_defaults(fn=cmd_compliance)
+
+    submit = sub.add_parser("submit", help="package runs into a submission tree the round's checker accepts")
+    submit.add_argument("runs", type=Path, nargs="+", help="accuracy, performance and compliance run folders")
+    submit.add_argument("--round", default=DEFAULT_ROUND)
+    submit.add_argument("--division", default="closed", help="closed or open")
+    submit.add_argument("--submitter", required=True, help="the organization, as its folder in the tree")
+    submit.add_argument("--system", type=Path, required=True, help="system description JSON (harness system-template)")
+    submit.add_argument("--system-name", help="the system's id in the tree (default: the JSON file's name)")
+    submit.add_argument("--implementation", default="mlperf-harness", help="implementation name in the tree")
+    submit.add_argument("--out", type=Path, required=True, help="folder to create: submission/ and accuracy-logs/")
+    submit.set_defaults(fn=cmd_submit)
+
+    template = sub.add_parser("system-template", help="write a system description with every required field")
+    template.add_argument("--out", type=Path, required=True)
+    template.add_argument("--round", default=DEFAULT_ROUND)
+    template.set_defaults(fn=cmd_system_template)
     return top
 
 
