@@ -261,3 +261,18 @@ def test_cli_errors_name_the_problem(tmp_path, runs, capsys):
     assert cli.main(["submit", "--submitter", "Org", "--system", str(tmp_path / "system.json"), *map(str, runs),
                      "--out", str(tmp_path / "tree")]) == 0
     assert "results:\n  resnet Offline: 100.00 samples/s\n  resnet Server: 100.00 samples/s" in capsys.readouterr().out
+
+
+def test_a_run_folder_without_logs_is_named(tmp_path, runs):
+    empty = tmp_path / "nologs"
+    empty.mkdir()
+    (empty / "result.json").write_text(json.dumps({"benchmark": "resnet", "round": "v4.1",
+                                                   "settings": {"scenario": "Offline", "mode": "accuracy"}}))
+    assert f"{empty} holds no LoadGen logs (no accuracy/ or performance/run_1/)" in refusal(tmp_path, runs + [empty])
+
+
+def test_a_tree_that_fails_its_final_check_leaves_nothing_behind(tmp_path, runs, monkeypatch):
+    monkeypatch.setattr(submission, "hygiene_problems", lambda tree, limit: ["code/x is an empty folder"])
+    with pytest.raises(HarnessError, match="refusing the built tree:\n  - code/x is an empty folder"):
+        build(tmp_path, runs)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
