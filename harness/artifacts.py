@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,30 +53,39 @@ def _cache() -> Path:
     return datadir.cache_root() / "sha256-cache.json"
 
 
-def tree_sha256(target: Path) -> str:
-    """sha256 of a file, or of a folder's sorted ``<sha256>  <relative path>`` listing."""
+def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
+    """sha256 of every file under ``root / path`` for each path, by path relative to ``root``.
+
+    Cached by resolved path, size and mtime (in the harness cache), so tens of GB are hashed once.
+    """
     cache_file = _cache()
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-
-    def one(file: Path) -> str:
-        stat = file.stat()
-        key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        if key not in cache:
-            cache[key] = sha256_file(file)
-        return cache[key]
-
-    if target.is_file():
-        digest = one(target)
-    else:
-        files = sorted(p for p in target.rglob("*") if p.is_file())
-        listing = "".join(f"{one(f)}  {f.relative_to(target).as_posix()}\n" for f in files)
-        digest = hashlib.sha256(listing.encode()).hexdigest()
+    found = {}
+    for target in (root / path for path in paths):
+        for file in [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file()):
+            stat = file.stat()
+            key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+            if key not in cache:
+                cache[key] = sha256_file(file)
+            found[file.relative_to(root).as_posix()] = cache[key]
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         cache_file.write_text(json.dumps(cache))
     except OSError:
         pass  # a read-only cache only costs re-hashing next time
-    return digest
+    return found
+
+
+def listing_sha256(hashes: dict[str, str]) -> str:
+    """sha256 of a sorted ``<sha256>  <relative path>`` listing (what ``sha256sum`` prints)."""
+    return hashlib.sha256("".join(f"{h}  {p}\n" for p, h in sorted(hashes.items())).encode()).hexdigest()
+
+
+def tree_sha256(target: Path) -> str:
+    """sha256 of a file, or of a folder's sorted ``<sha256>  <relative path>`` listing."""
+    if target.is_file():
+        return file_hashes(target.parent, [target.name])[target.name]
+    return listing_sha256(file_hashes(target))
 
 
 def problems(bench: Benchmark, folder: Path) -> list[str]:

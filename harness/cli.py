@@ -10,6 +10,8 @@
     harness compliance ID --test TEST01|TEST04|TEST05 --results RUN_DIR... [--scenario S] [--out DIR]
     harness submit --division closed --submitter ORG --system SYSTEM.json RUN_DIR... --out DIR
     harness system-template --out SYSTEM.json
+    harness replay MANIFEST [--force] [--out DIR]
+    harness diff RUN_A RUN_B [--perf-tolerance 0.05]
 
 Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
 that says what to do, and exit with status 2.
@@ -147,6 +149,21 @@ def cmd_system_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from harness import provenance
+
+    result = provenance.replay(args.manifest, args.out, args.data, args.force)
+    return 1 if args.check and not passed(result) else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from harness import provenance
+
+    text, differ = provenance.diff(args.run_a, args.run_b, args.perf_tolerance)
+    print(text, end="")
+    return 1 if differ else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description="MLPerf Inference harness driven by the real LoadGen")
     sub = top.add_subparsers(dest="command", required=True)
@@ -233,10 +250,29 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("--out", type=Path, required=True)
     template.add_argument("--round", default=DEFAULT_ROUND)
     template.set_defaults(fn=cmd_system_template)
+
+    rerun = sub.add_parser("replay", help="rerun a run from its manifest, refusing if its inputs or code changed")
+    rerun.add_argument("manifest", type=Path, help="a run folder or its manifest.json")
+    rerun.add_argument("--out", type=Path, help="run folder to create (default: a new one under ./results)")
+    rerun.add_argument("--data", type=Path, help="data folder, if not where the original run read it")
+    rerun.add_argument("--force", action="store_true", help="run even when inputs, LoadGen, code or image differ")
+    rerun.add_argument("--check", action="store_true", help="exit 1 when accuracy FAILs or performance is INVALID")
+    rerun.set_defaults(fn=cmd_replay)
+
+    compare = sub.add_parser("diff", help="what differs between two runs; exit 1 when their results differ")
+    compare.add_argument("run_a", type=Path)
+    compare.add_argument("run_b", type=Path)
+    compare.add_argument("--perf-tolerance", type=float, default=0.05,
+                         help="allowed relative difference of the performance result (default 0.05)")
+    compare.set_defaults(fn=cmd_diff)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import provenance
+
+    argv = sys.argv[1:] if argv is None else argv
+    provenance.record_command(argv)
     args = parser().parse_args(argv)
     try:
         return args.fn(args)

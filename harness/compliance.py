@@ -37,7 +37,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness import datadir, evaluate, logs, registry, report, runner, settings
+from harness import datadir, evaluate, logs, provenance, registry, report, runner, settings
 from harness.errors import DataError, HarnessError
 from harness.jobs import Job
 from harness.rounds import Round, load_round
@@ -111,6 +111,7 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
     if config.demo and echo:
         print(report.DEMO_BANNER, flush=True)
     samples = source.result["samples"]
+    inputs = provenance.input_facts(bench, data_dir, config.demo)
     runner.execute([Job(test, str(run_dir / RAW), "performance", 0, samples, devices, audit=audit)], run_dir,
                    timeout_s)
     performance = evaluate.performance(run_dir / RAW, config.scenario, rnd,
@@ -129,6 +130,7 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
         "demo": config.demo, "run_dir": str(run_dir), "samples": samples, "settings": dataclasses.asdict(config),
         "image": runner.image_info(), "performance": performance, "compliance": compliance | checked,
     }
+    provenance.write(run_dir, provenance.manifest(bench, config, run_dir, inputs, result["image"]))
     runner.write_result(run_dir, result, echo)
     return result
 

@@ -9,6 +9,7 @@ Run folder layout (never overwritten)::
     partition-P-of-N/   LoadGen logs + partition.json          (partitioned accuracy runs)
     <job>.log           the job process's output
     result.json         settings, metrics, targets, PASS/FAIL, validity and reasons, demo flag
+    manifest.json       provenance: code, image, LoadGen, inputs' sha256, device, packages (harness.provenance)
     report.txt          the printed report
 """
 
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import datadir, evaluate, registry, report, settings
+from harness import datadir, evaluate, progress, provenance, registry, report, settings
 from harness.errors import InvalidSettings, RunFailed
 from harness.jobs import Job, partition_range
 from harness.rounds import Round, load_round
@@ -65,8 +66,9 @@ def job_env(group: list[Job]) -> dict[str, str]:
     return env
 
 
-def execute(group: list[Job], run_dir: Path, timeout_s: float | None) -> None:
-    """Run a group of jobs in parallel processes; raise RunFailed naming the job that failed."""
+def execute(group: list[Job], run_dir: Path, timeout_s: float | None, poll_s: float = 1.0) -> None:
+    """Run a group of jobs in parallel processes, showing their progress; raise RunFailed naming the
+    job that failed."""
     procs = []
     env = job_env(group)
     for job in group:
@@ -76,19 +78,28 @@ def execute(group: list[Job], run_dir: Path, timeout_s: float | None) -> None:
         procs.append((job, log, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=job.log_dir,
                                                  env=env)))
         print(f"  started {job.name}: samples [{job.start}, {job.stop}) on {', '.join(job.devices)}", flush=True)
+    display = progress.Display([(job.name, Path(job.log_dir)) for job in group], sys.stdout)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    killed = set()
+    try:
+        while running := [(job, proc) for job, _, proc in procs if proc.poll() is None]:
+            display.update()
+            if deadline is not None and time.monotonic() > deadline:
+                for job, proc in running:
+                    proc.kill()
+                    killed.add(job.name)
+            try:
+                running[0][1].wait(timeout=poll_s)  # returns as soon as it ends
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        display.close()
     failures = []
     for job, log, proc in procs:
-        try:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            rc = proc.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = None
+        rc = proc.wait()
         log.close()
         logfile = run_dir / f"{job.name}.log"
-        if rc is None:
+        if job.name in killed:
             failures.append(f"{job.name} exceeded --timeout {timeout_s:g} s and was killed; log {logfile}")
         elif rc != 0:
             failures.append(f"{job.name} exited with status {rc}; last lines of {logfile}:\n{_tail(logfile)}")
@@ -96,7 +107,12 @@ def execute(group: list[Job], run_dir: Path, timeout_s: float | None) -> None:
         raise RunFailed("a LoadGen test failed:\n" + "\n".join(failures))
 
 
-def run(config: RunConfig, out: Path | None = None, echo: bool = True) -> dict[str, Any]:
+def run(config: RunConfig, out: Path | None = None, echo: bool = True, inputs: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the planned LoadGen tests into a new run folder; write result.json, manifest.json and the report.
+
+    ``inputs``: the data's hashes when the caller already has them; ``extra``: recorded in both files.
+    """
     bench = registry.get(config.benchmark)
     settings.validate(config, bench.spec)
     rnd = load_round(config.round)
@@ -114,13 +130,15 @@ def run(config: RunConfig, out: Path | None = None, echo: bool = True) -> dict[s
     (run_dir / "run.json").write_text(config.to_json())
     if config.demo and echo:
         print(report.DEMO_BANNER, flush=True)
+    inputs = inputs or provenance.input_facts(bench, Path(config.data_dir), config.demo)  # as they were at the start
     began = time.monotonic()
     for group in plan(config, run_dir, n_samples, devices):
         execute(group, run_dir, config.timeout_s)
         for job in group if config.partitioned else ():
             write_partition_meta(bench, config, job, n_samples)
-    result = assemble(bench, config, run_dir, n_samples, rnd)
+    result = assemble(bench, config, run_dir, n_samples, rnd) | (extra or {})
     result["wall_s"] = round(time.monotonic() - began, 1)
+    provenance.write(run_dir, provenance.manifest(bench, config, run_dir, inputs, result["image"]) | (extra or {}))
     write_result(run_dir, result, echo)
     return result
 

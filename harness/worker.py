@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from harness import registry, settings
+from harness import progress, registry, settings
 from harness.errors import HarnessError
 from harness.jobs import Job
 from harness.rounds import load_round
@@ -81,9 +81,16 @@ def run(run_dir: Path, job: Job) -> None:
               lambda ix: unload([start + i for i in ix]), sut.stats)
     sut_handle = sut.start()  # loads and warms up the replicas
     began = time.monotonic()
+    performance = lg_settings.mode != lg.TestMode.AccuracyOnly
+    expected = settings.expected_samples(lg_settings, config.scenario) if performance else count
+    shown = progress.reporter(log_dir, lambda: {
+        "issued": sut.stats.issued, "completed": sut.stats.completed + sut.stats.failed, "failed": sut.stats.failed,
+        "elapsed_s": round(time.monotonic() - began, 1), "expected": expected,
+        "min_duration_s": lg_settings.min_duration_ms / 1000 if performance else 0})
     with audit_config(audit_file):
         lg.StartTestWithLogSettings(sut_handle, qsl.start(), lg_settings, settings.log_settings(log_dir, config.trace))
     elapsed = time.monotonic() - began
+    shown.set()
     sut.stop()
     qsl.stop()
     stats = dataclasses.asdict(sut.stats) | {"wall_s": round(elapsed, 3), "devices": job.devices}

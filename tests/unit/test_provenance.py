@@ -1,0 +1,55 @@
+"""Provenance pieces on hand-made inputs: what differs, and manifests of another schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import provenance
+from harness.errors import HarnessError
+
+
+def result(f1=90.0, rate=100.0, validity="VALID"):
+    return {"round": "v4.1", "mlperf_names": ["bert-99", "bert-99.9"], "settings": {"scenario": "Offline"},
+            "accuracy": {"metrics": {"f1": f1, "exact_match": 80.0}},
+            "performance": {"validity": validity, "metrics": {"samples_per_second": rate}}}
+
+
+def test_results_agree_within_the_round_delta_and_the_performance_tolerance():
+    lines, differ = provenance.result_changes(result(), result(f1=90.05, rate=104.0), 0.05)
+    assert not differ
+    assert lines == ["accuracy bert-99 f1: 90.0 vs 90.05 (delta 0.0556%, allowed 1.0%)",
+                     "accuracy bert-99.9 f1: 90.0 vs 90.05 (delta 0.0556%, allowed 0.1%)",
+                     "performance samples_per_second: 100 vs 104 (4.0% apart, allowed 5%)"]
+    lines, differ = provenance.result_changes(result(), result(f1=89.8, rate=106.0, validity="INVALID"), 0.05)
+    assert differ
+    assert lines[1].endswith("allowed 0.1%): DIFFERS") and not lines[0].endswith("DIFFERS")  # 0.22% apart
+    assert "performance validity: VALID vs INVALID: DIFFERS" in lines
+    assert lines[-1] == "performance samples_per_second: 100 vs 106 (6.0% apart, allowed 5%): DIFFERS"
+    assert provenance.result_changes(result(), {**result(), "accuracy": None}, 0.05) == (
+        ["accuracy: only one of the runs has an accuracy result",
+         "performance samples_per_second: 100 vs 100 (0.0% apart, allowed 5%)"], True)
+
+
+def test_input_and_environment_changes_are_named():
+    a = {"files": {"dev.json": "a" * 64, "model/config.json": "b" * 64}}
+    b = {"files": {"dev.json": "c" * 64, "model/vocab.txt": "d" * 64}}
+    assert provenance.input_changes(a, b) == [f"changed: dev.json (sha256 {'a' * 12}.. -> {'c' * 12}..)",
+                                              "removed: model/config.json", "added: model/vocab.txt"]
+    left = {"harness": {"git_commit": "1"}, "loadgen": {"file_sha1": {"a": "1"}}, "packages": {"torch": "2.13.0"}}
+    right = {"harness": {"git_commit": "2"}, "loadgen": {"file_sha1": {"a": "2"}}, "packages": {"numpy": "2.4.6"}}
+    assert provenance.environment_changes(left, right) == [
+        "harness git_commit: '1' -> '2'", "loadgen file_sha1: 1 vs 1 files, contents differ",
+        "package numpy: None -> 2.4.6", "package torch: 2.13.0 -> None"]
+
+
+def test_manifests_of_another_schema_or_none_are_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 99}))
+    with pytest.raises(HarnessError, match="schema 99, written by another version of the harness"):
+        provenance.read(tmp_path)
+    with pytest.raises(HarnessError, match="does not exist: pass a run folder made by `harness run`"):
+        provenance.read(tmp_path / "none")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(HarnessError, match="is not a JSON manifest"):
+        provenance.read(tmp_path / "bad.json")
