@@ -12,6 +12,7 @@
     harness system-template --out SYSTEM.json
     harness replay MANIFEST [--force] [--out DIR]
     harness diff RUN_A RUN_B [--perf-tolerance 0.05]
+    harness report RUN_DIR... [--html FILE] [--md FILE] [--csv FILE] [--json FILE]
 
 Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
 that says what to do, and exit with status 2.
@@ -164,6 +165,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    results = report.load(args.runs)
+    outputs = {args.html: lambda: report.html(results), args.md: lambda: report.markdown(results),
+               args.json: lambda: json.dumps([row for r in results for row in report.rows(r)], indent=2) + "\n"}
+    for path, render in outputs.items():
+        if path is not None:
+            path.write_text(render())
+    if args.csv is not None:
+        report.write_rows_csv(results, args.csv)
+    written = [str(p) for p in (args.html, args.md, args.json, args.csv) if p is not None]
+    if written:
+        print(f"wrote {', '.join(written)}")
+    else:
+        print(report.table(report.overview(results)))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description="MLPerf Inference harness driven by the real LoadGen")
     sub = top.add_subparsers(dest="command", required=True)
@@ -265,6 +283,14 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--perf-tolerance", type=float, default=0.05,
                          help="allowed relative difference of the performance result (default 0.05)")
     compare.set_defaults(fn=cmd_diff)
+
+    reports = sub.add_parser("report", help="compare runs in a table, or write HTML, markdown, CSV or JSON reports")
+    reports.add_argument("runs", type=Path, nargs="+", help="run folders")
+    reports.add_argument("--html", type=Path, help="a self-contained HTML page with tables and charts")
+    reports.add_argument("--md", type=Path, help="markdown, for READMEs and pull requests")
+    reports.add_argument("--csv", type=Path, help="normalised rows: PASS/FAIL, VALID/INVALID, value/threshold")
+    reports.add_argument("--json", type=Path, help="the same rows as JSON")
+    reports.set_defaults(fn=cmd_report)
     return top
 
 

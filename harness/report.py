@@ -1,8 +1,14 @@
-"""Human-readable report of a run's result.json: accuracy vs targets, performance validity."""
+"""Reports: the text report of one run (printed and saved as report.txt), and reports over several
+runs (``harness report``): markdown, a self-contained HTML page with charts, and normalised rows
+(CSV/JSON: AccuracyMode PASS/FAIL with value/threshold ratio, PerformanceMode VALID/INVALID with the
+reported result, compliance verdicts, per benchmark, scenario and accuracy variant)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from harness.errors import HarnessError
 
 DEMO_BANNER = ("*** DEMO TIER: random-weight model and synthetic data. These numbers exercise the "
                "harness; they are not MLPerf results. ***")
@@ -91,3 +97,191 @@ def render(result: dict[str, Any]) -> str:
     if result.get("demo"):
         parts.append(DEMO_BANNER)
     return "\n\n".join(parts) + "\n"
+
+
+# -- reports over several runs: rows (CSV/JSON), markdown, HTML -----------------------------------
+
+MAIN_METRIC = {"Offline": "samples_per_second", "Server": "completed_samples_per_second",
+               "SingleStream": "early_stopping_p90_latency_ns", "MultiStream": "early_stopping_p99_latency_ns"}
+ROW_FIELDS = ("run", "benchmark", "mlperf_name", "scenario", "mode", "round", "demo", "kind", "metric", "value",
+              "threshold", "ratio", "status", "unit")
+
+
+def main_result(result: dict[str, Any]) -> tuple[str, float, str] | None:
+    """The performance result a submission reports: (metric, value, unit), or None without one.
+
+    The round's result field where it names one (e.g. inferred tokens/s for GPT-J), else the
+    scenario's: samples/s for Offline and Server, the early-stopping latency for the stream scenarios.
+    """
+    from harness.evaluate import SCENARIO_METRICS
+    from harness.rounds import load_round
+
+    perf, scenario = result.get("performance"), result["settings"]["scenario"]
+    if not perf:
+        return None
+    rules = load_round(result["round"]).performance.get(result["mlperf_names"][0])
+    loadgen_key = rules.result.get(scenario) if rules else None
+    name = next((n for n, k in SCENARIO_METRICS[scenario].items() if k == loadgen_key), MAIN_METRIC[scenario])
+    if name not in perf["metrics"]:
+        return None
+    value = float(perf["metrics"][name])
+    return name, value, "ns" if name.endswith("_ns") else "tokens/s" if "tokens" in name else "samples/s"
+
+
+def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Normalised rows: accuracy (value, threshold, ratio, PASS/FAIL) per variant and metric, the
+    performance result (VALID/INVALID) per variant, and a compliance verdict."""
+    settings = result["settings"]
+    base = {"run": result["run_dir"], "benchmark": result["benchmark"], "scenario": settings["scenario"],
+            "mode": settings["mode"], "round": result["round"], "demo": bool(result.get("demo"))}
+    out = []
+    for name, variant in (result.get("accuracy") or {}).get("variants", {}).items():
+        out += [base | {"mlperf_name": name, "kind": "AccuracyMode", "metric": c["metric"], "value": c["value"],
+                        "threshold": c["target"], "ratio": round(c["ratio"], 4),
+                        "status": "PASS" if c["passed"] else "FAIL", "unit": ""} for c in variant["checks"]]
+    found = main_result(result)
+    if found:
+        metric, value, unit = found
+        out += [base | {"mlperf_name": name, "kind": "PerformanceMode", "metric": metric, "value": value,
+                        "threshold": "", "ratio": "", "status": result["performance"]["validity"], "unit": unit}
+                for name in result["mlperf_names"]]
+    checked = result.get("compliance")
+    if checked:
+        out += [base | {"mlperf_name": name, "kind": "Compliance", "metric": checked["test"], "value": "",
+                        "threshold": "", "ratio": "", "status": "PASS" if checked["passed"] else "FAIL", "unit": ""}
+                for name in result["mlperf_names"]]
+    return out
+
+
+def load(folders: list[Path]) -> list[dict[str, Any]]:
+    from harness.runs import read_run
+
+    if not folders:
+        raise HarnessError("no run folders given; pass one or more folders made by `harness run`")
+    return [read_run(folder).result for folder in folders]
+
+
+def overview(results: list[dict[str, Any]]) -> list[list[str]]:
+    """One line per run: benchmark, scenario, mode, accuracy verdicts, performance validity and result."""
+    lines = [["run", "benchmark", "scenario", "mode", "accuracy", "performance", "result", "compliance"]]
+    for result in results:
+        variants = (result.get("accuracy") or {}).get("variants", {})
+        accuracy = ", ".join(f"{n} {'PASS' if v['passed'] else 'FAIL'}" for n, v in variants.items())
+        found = main_result(result)
+        lines.append([Path(result["run_dir"]).name + (" (demo)" if result.get("demo") else ""), result["benchmark"],
+                      result["settings"]["scenario"], result["settings"]["mode"], accuracy or "-",
+                      (result.get("performance") or {}).get("validity", "-"),
+                      f"{_num(found[1])} {found[2]}" if found else "-", compliance_verdict(result)])
+    return lines
+
+
+def compliance_verdict(result: dict[str, Any]) -> str:
+    checked = result.get("compliance")
+    return f"{checked['test']} {'PASS' if checked['passed'] else 'FAIL'}" if checked else "-"
+
+
+def markdown_table(lines: list[list[str]]) -> str:
+    escape = [[cell.replace("|", "\\|") for cell in line] for line in lines]
+    return "\n".join(["| " + " | ".join(escape[0]) + " |", "|" + "---|" * len(escape[0])]
+                     + ["| " + " | ".join(line) + " |" for line in escape[1:]])
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    parts = ["# MLPerf Inference runs", markdown_table(overview(results))]
+    for result in results:
+        s = result["settings"]
+        parts.append(f"## {Path(result['run_dir']).name}\n\n{result['benchmark']} ({', '.join(result['mlperf_names'])}),"
+                     f" {s['scenario']}, {s['mode']}, round {result['round']}, {s['dtype']} on {s['device']} x"
+                     f"{s['n_devices']}" + (f"\n\n> **{DEMO_BANNER.strip('* ')}**" if result.get("demo") else ""))
+        accuracy = [r for r in rows(result) if r["kind"] == "AccuracyMode"]
+        if accuracy:
+            parts.append(markdown_table([["variant", "metric", "result", "target", "ratio", "status"]] + [
+                [r["mlperf_name"], r["metric"], _num(r["value"]), _num(r["threshold"]), f"{r['ratio']:.3f}",
+                 r["status"]] for r in accuracy]))
+        perf = result.get("performance")
+        if perf:
+            text = f"Performance: **{perf['validity']}**" + "".join(f"\n- {reason}" for reason in perf["reasons"])
+            latency = perf.get("latency_ns", {})
+            parts.append(text + ("\n\n" + markdown_table([["latency", "ms"]] + [[k, f"{v / 1e6:.3f}"]
+                                                                           for k, v in latency.items()])
+                                 if latency else ""))
+        if result.get("compliance"):
+            parts.append("```\n" + compliance_section(result["compliance"]) + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def write_rows_csv(results: list[dict[str, Any]], path: Path) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
+        writer.writeheader()
+        for result in results:
+            writer.writerows(rows(result))
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.7em; text-align: left; }
+th { background: #eee; }
+td.PASS, td.VALID { background: #c8e6c9; }
+td.FAIL, td.INVALID { background: #ffcdd2; }
+.demo { background: #fff3cd; padding: 0.5em; border: 1px solid #e0c36c; }
+section { margin-bottom: 2.5em; }
+"""
+
+
+def html_table(lines: list[list[str]], status_column: int | None = None) -> str:
+    from html import escape
+
+    head = "".join(f"<th>{escape(c)}</th>" for c in lines[0])
+    body = "".join("<tr>" + "".join(
+        f"<td class=\"{escape(c.split()[0]) if i == status_column and c else ''}\">{escape(c)}</td>"
+        for i, c in enumerate(line)) + "</tr>" for line in lines[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def html(results: list[dict[str, Any]]) -> str:
+    """One self-contained page: a comparison of the runs, then each run's tables and charts."""
+    from html import escape
+
+    from harness import plots
+
+    parts = [f"<h1>MLPerf Inference runs</h1>{html_table(overview(results), status_column=5)}"]
+    compared = [(Path(r["run_dir"]).name, main_result(r)) for r in results]
+    compared = [(name, found) for name, found in compared if found]
+    units = {found[2] for _, found in compared}
+    if len(compared) > 1 and len(units) == 1:
+        parts.append(plots.comparison([n for n, _ in compared], [f[1] for _, f in compared], units.pop()))
+    for result in results:
+        s, name = result["settings"], Path(result["run_dir"]).name
+        section = [f"<h2>{escape(name)}</h2><p>{escape(result['benchmark'])} "
+                   f"({escape(', '.join(result['mlperf_names']))}), {escape(s['scenario'])}, {escape(s['mode'])}, "
+                   f"round {escape(result['round'])}, {escape(s['dtype'])} on {escape(s['device'])} x{s['n_devices']}"
+                   f"</p>"]
+        if result.get("demo"):
+            section.append(f"<p class=\"demo\">{escape(DEMO_BANNER)}</p>")
+        accuracy = [r for r in rows(result) if r["kind"] == "AccuracyMode"]
+        if accuracy:
+            section.append(html_table([["variant", "metric", "result", "target", "ratio", "status"]] + [
+                [r["mlperf_name"], r["metric"], _num(r["value"]), _num(r["threshold"]), f"{r['ratio']:.3f}",
+                 r["status"]] for r in accuracy], status_column=5))
+        perf = result.get("performance")
+        if perf:
+            section.append(html_table([["performance", "reasons"], [perf["validity"], "; ".join(perf["reasons"]) or
+                                                                    "-"]], status_column=0))
+            section.append(html_table([["metric", "value"]] + [[k.replace("_", " "), _num(v)]
+                                                             for k, v in perf["metrics"].items()]))
+            if perf.get("latency_ns"):
+                section.append(plots.latency_percentiles(perf["latency_ns"], f"{name}: latency statistics"))
+            ends, latencies = plots.trace_samples(Path(result["run_dir"]) / "performance/run_1/mlperf_log_trace.json")
+            if latencies:
+                section.append(plots.latency_histogram(latencies, f"{name}: latency of every sample (trace)"))
+            if len(ends) > 1:
+                section.append(plots.throughput(ends, f"{name}: throughput (trace)"))
+        if result.get("compliance"):
+            section.append(f"<pre>{escape(compliance_section(result['compliance']))}</pre>")
+        parts.append("<section>" + "".join(section) + "</section>")
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>MLPerf Inference runs</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
