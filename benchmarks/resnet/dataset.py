@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.samples import LoadedSamples
 
 IMAGES_DIR = "imagenet"
 VAL_MAP = "val_map.txt"
@@ -81,7 +82,7 @@ class Dataset:
             raise DataError(f"{len(missing)} image(s) listed in {folder / VAL_MAP} are missing, e.g. "
                             f"{folder / missing[0]}: restore them, or use a val_map.txt that lists only the "
                             f"images present")
-        self._loaded: dict[int, np.ndarray] = {}
+        self.samples = LoadedSamples(lambda index: preprocess(self.path(index)))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -90,20 +91,13 @@ class Dataset:
         return self.data_dir / IMAGES_DIR / self.entries[index][0]
 
     def __getitem__(self, index: int) -> np.ndarray:
-        sample = self._loaded.get(index)
-        return sample if sample is not None else preprocess(self.path(index))
+        return self.samples.get(index)
 
     def load_samples(self, indices: list[int]) -> None:
-        for index in indices:
-            if index not in self._loaded:
-                try:
-                    self._loaded[index] = preprocess(self.path(index))
-                except DataError:
-                    pass  # not kept: the SUT reads it again, and that sample fails alone, naming the file
+        self.samples.load(indices)
 
     def unload_samples(self, indices: list[int]) -> None:
-        for index in indices:
-            self._loaded.pop(index, None)
+        self.samples.unload(indices)
 
 
 def load(data_dir: Path) -> Dataset:

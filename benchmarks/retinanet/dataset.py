@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.errors import DataError
+from harness.samples import LoadedSamples
 
 ROOT = "openimages"
 ANNOTATIONS = f"{ROOT}/annotations/openimages-mlperf.json"
@@ -114,7 +115,7 @@ class Dataset:
             raise DataError(f"{len(missing)} image(s) listed in {self.annotation_file} are missing, e.g. "
                             f"{folder / missing[0]}: restore them, or use the annotation file made for the images "
                             f"present")
-        self._loaded: dict[int, np.ndarray] = {}
+        self.samples = LoadedSamples(self._preprocess)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -127,20 +128,13 @@ class Dataset:
         return preprocess(self.path(index), image["height"], image["width"])
 
     def __getitem__(self, index: int) -> Sample:
-        pixels = self._loaded.get(index)
-        return Sample(index, pixels if pixels is not None else self._preprocess(index))
+        return Sample(index, self.samples.get(index))
 
     def load_samples(self, indices: list[int]) -> None:
-        for index in indices:
-            if index not in self._loaded:
-                try:
-                    self._loaded[index] = self._preprocess(index)
-                except DataError:
-                    pass  # not kept: the SUT reads it again, and that sample fails alone, naming the file
+        self.samples.load(indices)
 
     def unload_samples(self, indices: list[int]) -> None:
-        for index in indices:
-            self._loaded.pop(index, None)
+        self.samples.unload(indices)
 
 
 def load(data_dir: Path) -> Dataset:
