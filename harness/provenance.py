@@ -30,6 +30,7 @@ from typing import Any
 from harness import artifacts, logs, registry
 from harness.errors import HarnessError
 from harness.registry import Benchmark
+from harness.util import read_json
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
@@ -59,14 +60,17 @@ def harness_facts(bench: Benchmark) -> dict[str, Any]:
 
 def device_facts() -> dict[str, Any]:
     """CPU, memory and accelerators, from the operating system and the vendors' tools where present."""
-    cpuinfo = _read("/proc/cpuinfo")
+    cpuinfo = _read("/proc/cpuinfo").splitlines()
     facts: dict[str, Any] = {
-        "cpu_model": next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                           if line.startswith("model name")), platform.processor()),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                          platform.processor()),
+        "cpu_sockets": len({line for line in cpuinfo if line.startswith("physical id")}) or 1,
         "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
         "memory_kb": next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
                            if line.startswith("MemTotal:")), None),
-        "os": platform.platform(), "python": sys.version.split()[0],
+        "os": next((line.split("=", 1)[1].strip('"') for line in _read("/etc/os-release").splitlines()
+                    if line.startswith("PRETTY_NAME=")), platform.system()) + f", kernel {platform.release()}",
+        "python": sys.version.split()[0],
     }
     gpus = _tool("nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader")
     facts["gpus"] = [dict(zip(("name", "driver", "memory"), (f.strip() for f in line.split(","))))
@@ -138,13 +142,8 @@ def read(path: Path) -> dict[str, Any]:
     """A manifest (or the manifest of a run folder); refuses another schema with a clear error."""
     if path.is_dir():
         path = path / MANIFEST
-    try:
-        found = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise HarnessError(f"{path} does not exist: pass a run folder made by `harness run`, or its "
-                           f"manifest.json") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"{path} is not a JSON manifest ({exc})") from exc
+    found = read_json(path, f"{path} does not exist: pass a run folder made by `harness run`, or its "
+                            f"manifest.json", "a JSON manifest")
     if not isinstance(found, dict) or found.get("schema") != SCHEMA:
         schema = found.get("schema") if isinstance(found, dict) else None
         raise HarnessError(f"{path} is a manifest of schema {schema!r}, written by another version of the harness; "
@@ -198,43 +197,47 @@ def environment_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def result_changes(a: dict[str, Any], b: dict[str, Any], perf_tolerance: float) -> tuple[list[str], bool]:
     """Accuracy (target metrics within the round's delta: 1%, 0.1% for 99.9% variants) and performance
-    (validity, and the scenario's result within ``perf_tolerance``); returns lines and whether they differ."""
-    from harness.evaluate import SCENARIO_METRICS
+    (validity, and the reported result within ``perf_tolerance``); returns lines and whether they differ."""
+    lines, differ = [], False
+    for kind, compare in (("accuracy", _accuracy_changes), ("performance", _performance_changes)):
+        if a.get(kind) and b.get(kind):
+            found = compare(a, b, perf_tolerance)
+        elif a.get(kind) or b.get(kind):
+            found = [(f"{kind}: only one of the two runs has this result", False)]
+        else:
+            found = []
+        lines += [line + ("" if same else ": DIFFERS") for line, same in found]
+        differ |= not all(same for _, same in found)
+    return lines, differ
+
+
+def _accuracy_changes(a: dict[str, Any], b: dict[str, Any], _: float) -> list[tuple[str, bool]]:
     from harness.rounds import load_round
 
-    lines, differ = [], False
-    acc_a, acc_b = a.get("accuracy"), b.get("accuracy")
-    if acc_a and acc_b:
-        rnd = load_round(a["round"])
-        for name in a["mlperf_names"]:
-            allowed = 0.1 if "99.9" in name else 1.0
-            for target in rnd.targets(name):
-                x, y = acc_a["metrics"].get(target.metric), acc_b["metrics"].get(target.metric)
-                delta = abs(1 - y / x) * 100 if x and y is not None else (0.0 if x == y else float("inf"))
-                same = delta <= allowed
-                differ |= not same
-                lines.append(f"accuracy {name} {target.metric}: {x} vs {y} (delta {delta:.3g}%, allowed {allowed}%)"
-                             f"{'' if same else ': DIFFERS'}")
-    elif acc_a or acc_b:
-        lines.append("accuracy: only one of the runs has an accuracy result")
-        differ = True
-    perf_a, perf_b = a.get("performance"), b.get("performance")
-    if perf_a and perf_b:
-        if perf_a["validity"] != perf_b["validity"]:
-            lines.append(f"performance validity: {perf_a['validity']} vs {perf_b['validity']}: DIFFERS")
-            differ = True
-        key = next((k for k in SCENARIO_METRICS[a["settings"]["scenario"]] if k in perf_a["metrics"]), None)
-        if key:
-            x, y = float(perf_a["metrics"][key]), float(perf_b["metrics"].get(key) or 0)
-            change = abs(y / x - 1) if x else float("inf")
-            same = change <= perf_tolerance
-            differ |= not same
-            lines.append(f"performance {key}: {x:.6g} vs {y:.6g} ({change:.1%} apart, allowed {perf_tolerance:.0%})"
-                         f"{'' if same else ': DIFFERS'}")
-    elif perf_a or perf_b:
-        lines.append("performance: only one of the runs has a performance result")
-        differ = True
-    return lines, differ
+    found = []
+    rnd = load_round(a["round"])
+    for name in a["mlperf_names"]:
+        allowed = 0.1 if "99.9" in name else 1.0
+        for target in rnd.targets(name):
+            x, y = a["accuracy"]["metrics"].get(target.metric), b["accuracy"]["metrics"].get(target.metric)
+            delta = abs(1 - y / x) * 100 if x and y is not None else (0.0 if x == y else float("inf"))
+            found.append((f"accuracy {name} {target.metric}: {x} vs {y} (delta {delta:.3g}%, allowed {allowed}%)",
+                          delta <= allowed))
+    return found
+
+
+def _performance_changes(a: dict[str, Any], b: dict[str, Any], tolerance: float) -> list[tuple[str, bool]]:
+    from harness.report import main_result
+
+    validity = a["performance"]["validity"], b["performance"]["validity"]
+    found = [] if validity[0] == validity[1] else [(f"performance validity: {validity[0]} vs {validity[1]}", False)]
+    results = main_result(a), main_result(b)
+    if results[0] and results[1]:
+        (metric, x, _), (_, y, _) = results
+        change = abs(y / x - 1) if x else float("inf")
+        found.append((f"performance {metric}: {x:.6g} vs {y:.6g} ({change:.1%} apart, allowed {tolerance:.0%})",
+                      change <= tolerance))
+    return found
 
 
 def diff(run_a: Path, run_b: Path, perf_tolerance: float = 0.05) -> tuple[str, bool]:

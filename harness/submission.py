@@ -50,7 +50,7 @@ from harness.compliance import RAW
 from harness.errors import HarnessError
 from harness.rounds import Round, load_round
 from harness.runs import Run, read_run
-from harness.util import sha256_file
+from harness.util import read_json, sha256_file
 
 IMPLEMENTATION = "mlperf-harness"
 TRUNCATION_MARK = "\n\n...\n\n"
@@ -81,13 +81,8 @@ class Plan:
 # -- the system description --------------------------------------------------------------------
 
 def read_system(path: Path) -> dict[str, Any]:
-    try:
-        system = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise HarnessError(f"system description {path} does not exist; write one with `harness system-template "
-                           f"--out {path}` and fill it in") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"system description {path} is not valid JSON ({exc})") from exc
+    system = read_json(path, f"system description {path} does not exist; write one with `harness system-template "
+                             f"--out {path}` and fill it in", "a valid JSON system description")
     if not isinstance(system, dict):
         raise HarnessError(f"system description {path} must be a JSON object of fields")
     return system
@@ -442,37 +437,22 @@ def reported(entry: Entry, name: str, rnd: Round) -> str:
 def system_template(rnd: Round) -> dict[str, Any]:
     """Every field the round's checker requires, with what this machine tells filled in; the rest
     is left empty for the submitter (``harness submit`` names every empty required field)."""
-    import platform
-
-    system: dict[str, Any] = {name: "" for name in rnd.submission["system_fields"]}
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor())
-    sockets = {line for line in _read("/proc/cpuinfo").splitlines() if line.startswith("physical id")}
-    memory_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                      if line.startswith("MemTotal:")), 0)
-    os_name = next((line.split("=", 1)[1].strip('"') for line in _read("/etc/os-release").splitlines()
-                    if line.startswith("PRETTY_NAME=")), platform.platform())
-    system.update({"division": "closed", "status": "available", "number_of_nodes": "1",
-                   "host_processor_model_name": cpu, "host_processors_per_node": str(max(1, len(sockets))),
-                   "host_processor_core_count": str(os.cpu_count() or ""),
-                   "host_memory_capacity": f"{round(memory_kb / 2**20)} GB" if memory_kb else "",
-                   "operating_system": f"{os_name}, Linux {platform.release()}",
-                   "accelerators_per_node": "0", "accelerator_model_name": "N/A",
-                   "accelerator_memory_capacity": "N/A", "framework": _framework()})
-    return system
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def _framework() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from harness.provenance import device_facts
+
+    machine = device_facts()
     try:
-        return f"PyTorch {version('torch')}, mlcommons-loadgen {version('mlcommons-loadgen')}"
+        framework = f"PyTorch {version('torch')}, mlcommons-loadgen {version('mlcommons-loadgen')}"
     except PackageNotFoundError:
-        return ""
+        framework = ""
+    gpus = machine["gpus"]
+    return {name: "" for name in rnd.submission["system_fields"]} | {
+        "division": "closed", "status": "available", "number_of_nodes": "1",
+        "host_processor_model_name": machine["cpu_model"], "host_processors_per_node": str(machine["cpu_sockets"]),
+        "host_processor_core_count": str(machine["cpu_count"] or ""),
+        "host_memory_capacity": f"{round(machine['memory_kb'] / 2**20)} GB" if machine["memory_kb"] else "",
+        "operating_system": machine["os"], "framework": framework,
+        # a string: the checker rejects a number 0 as an empty field
+        "accelerators_per_node": str(len(gpus)), "accelerator_model_name": gpus[0]["name"] if gpus else "N/A",
+        "accelerator_memory_capacity": gpus[0]["memory"] if gpus else "N/A"}

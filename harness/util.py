@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -25,3 +29,14 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json(path: Path, missing: str, kind: str) -> Any:
+    """JSON from ``path``: a missing file raises ``HarnessError(missing)``, a malformed one says it is
+    not ``kind``."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise HarnessError(missing) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{path} is not {kind} ({exc})") from exc

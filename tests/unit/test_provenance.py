@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 
 def result(f1=90.0, rate=100.0, validity="VALID"):
     return {"round": "v4.1", "mlperf_names": ["bert-99", "bert-99.9"], "settings": {"scenario": "Offline"},
+            "benchmark": "bert",
             "accuracy": {"metrics": {"f1": f1, "exact_match": 80.0}},
             "performance": {"validity": validity, "metrics": {"samples_per_second": rate}}}
 
@@ -28,7 +29,7 @@ def test_results_agree_within_the_round_delta_and_the_performance_tolerance():
     assert "performance validity: VALID vs INVALID: DIFFERS" in lines
     assert lines[-1] == "performance samples_per_second: 100 vs 106 (6.0% apart, allowed 5%): DIFFERS"
     assert provenance.result_changes(result(), {**result(), "accuracy": None}, 0.05) == (
-        ["accuracy: only one of the runs has an accuracy result",
+        ["accuracy: only one of the two runs has this result: DIFFERS",
          "performance samples_per_second: 100 vs 100 (0.0% apart, allowed 5%)"], True)
 
 
