@@ -2,12 +2,16 @@
 
 ``harness compliance ID --test TEST01 --results RUN_DIR...`` takes the submission run (its
 accuracy and performance logs, in one run folder or two) and runs one more LoadGen test with the
-performance run's settings: performance mode, with the test's ``audit.config`` (round data, for
-the benchmark's conf key) in the test's working directory while it runs, and nowhere else
+performance run's settings: performance mode, with the test's audit.config lines (round data, for
+the benchmark's conf key). They reach LoadGen as the round's ``audit_via`` says: as the file, in
+the test's own working directory while it runs and nowhere else, or, where the round's LoadGen
+mishandles that file (4.1.30: see the round file), applied to its TestSettings by the harness
 (``harness.worker``). A new run folder holds::
 
     run.json, user.conf    the submission run's settings and its exact user.conf
-    loadgen/               the compliance test's LoadGen logs (the official scripts' COMPLIANCE_DIR)
+    manifest.json          provenance (``harness.provenance``)
+    loadgen/               the compliance test's LoadGen logs (the official scripts' COMPLIANCE_DIR),
+                           and audit_settings.json: what was applied
     TEST0x/                the verification, laid out as run_verification.py writes it and the
                            submission checker reads it (``harness submit`` copies it)
     TEST0x.log, result.json, report.txt
@@ -24,7 +28,7 @@ Verification, per test (the official scripts' rules; where the harness is strict
   latencies up to 0.2 ms and MultiStream up to 1.6 ms).
 * TEST04: the same sample issued again and again must not be more than 10% faster than the
   submission run (20% for those small latencies; the official script decides "small" on the
-  reciprocal of the latency, which gives 20% to nearly every stream run).
+  reciprocal of the latency, which gives 20% to nearly every stream run; here it is the latency).
 * TEST05: with the round's alternative seeds, the result must not be more than 5% worse (20% for
   small latencies). Its LoadGen logs must show the test05 seeds.
 """
