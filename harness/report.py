@@ -101,17 +101,16 @@ def render(result: dict[str, Any]) -> str:
 
 # -- reports over several runs: rows (CSV/JSON), markdown, HTML -----------------------------------
 
-MAIN_METRIC = {"Offline": "samples_per_second", "Server": "completed_samples_per_second",
-               "SingleStream": "early_stopping_p90_latency_ns", "MultiStream": "early_stopping_p99_latency_ns"}
 ROW_FIELDS = ("run", "benchmark", "mlperf_name", "scenario", "mode", "round", "demo", "kind", "metric", "value",
               "threshold", "ratio", "status", "unit")
 
 
-def main_result(result: dict[str, Any]) -> tuple[str, float, str] | None:
+def main_result(result: dict[str, Any], mlperf_name: str | None = None) -> tuple[str, float, str] | None:
     """The performance result a submission reports: (metric, value, unit), or None without one.
 
-    The round's result field where it names one (e.g. inferred tokens/s for GPT-J), else the
-    scenario's: samples/s for Offline and Server, the early-stopping latency for the stream scenarios.
+    The round says which: its result field for the MLPerf name where it names one (e.g. inferred
+    tokens/s for GPT-J), else the scenario's (samples/s for Offline and Server, the early-stopping
+    latency for the stream scenarios).
     """
     from harness.evaluate import SCENARIO_METRICS
     from harness.rounds import load_round
@@ -119,9 +118,10 @@ def main_result(result: dict[str, Any]) -> tuple[str, float, str] | None:
     perf, scenario = result.get("performance"), result["settings"]["scenario"]
     if not perf:
         return None
-    rules = load_round(result["round"]).performance.get(result["mlperf_names"][0])
-    loadgen_key = rules.result.get(scenario) if rules else None
-    name = next((n for n, k in SCENARIO_METRICS[scenario].items() if k == loadgen_key), MAIN_METRIC[scenario])
+    rnd = load_round(result["round"])
+    rules = rnd.performance.get(mlperf_name or result["mlperf_names"][0])
+    loadgen_key = (rules.result.get(scenario) if rules else None) or rnd.submission["result_field"][scenario]
+    name = next(n for n, k in SCENARIO_METRICS[scenario].items() if k == loadgen_key)
     if name not in perf["metrics"]:
         return None
     value = float(perf["metrics"][name])

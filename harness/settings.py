@@ -188,8 +188,7 @@ def expected_samples(settings, scenario: str) -> int:
     ``accuracy_log_sampling_target`` into a logging probability."""
     seconds = settings.min_duration_ms / 1000
     if scenario == "Offline":
-        qps = settings.offline_expected_qps
-        return max(int(qps * seconds), settings.min_query_count, int(1.1 * seconds * qps))
+        return max(settings.min_query_count, int(1.1 * seconds * settings.offline_expected_qps))  # its slack
     qps, per_query = {"Server": (settings.server_target_qps, 1),
                       "SingleStream": (1e9 / settings.single_stream_expected_latency_ns, 1),
                       "MultiStream": (1e9 / settings.multi_stream_expected_latency_ns,

@@ -48,6 +48,8 @@ from harness import logs, registry
 from harness.artifacts import artifacts
 from harness.compliance import RAW
 from harness.errors import HarnessError
+from harness.evaluate import sut_problems, sut_stats
+from harness.report import main_result
 from harness.rounds import Round, load_round
 from harness.runs import Run, read_run
 from harness.util import read_json, sha256_file
@@ -218,13 +220,7 @@ def performance_problems(log_dir: Path, name: str, scenario: str, dataset: int, 
             (detail.get("effective_target_latency_ns") or 0) > rules.server_latency_ms * 1e6:
         found.append(f"its latency bound {detail.get('effective_target_latency_ns')} ns is above the "
                      f"{rules.server_latency_ms} ms of the round")
-    return [f"{log_dir}: {p}" for p in found + failed_samples(log_dir)]
-
-
-def failed_samples(log_dir: Path) -> list[str]:
-    stats = log_dir / "sut_stats.json"
-    failed = json.loads(stats.read_text()).get("failed", 0) if stats.is_file() else 0
-    return [f"{failed} samples failed in the SUT"] if failed else []
+    return [f"{log_dir}: {p}" for p in found + sut_problems(sut_stats(log_dir))]
 
 
 def unit_problems(name: str, entry: Entry, rnd: Round, division: str) -> list[str]:
@@ -239,7 +235,7 @@ def unit_problems(name: str, entry: Entry, rnd: Round, division: str) -> list[st
         return found + ["no accuracy run"]
     acc = entry.accuracy.accuracy_dir
     detail = logs.read_detail(acc / logs.DETAIL)
-    found += [f"{acc}: LoadGen error: {e}" for e in detail.errors] + [f"{acc}: {p}" for p in failed_samples(acc)]
+    found += [f"{acc}: {p}" for p in [f"LoadGen error: {e}" for e in detail.errors] + sut_problems(sut_stats(acc))]
     if detail.get("qsl_reported_total_count") != dataset:
         found.append(f"{acc}: the accuracy run covered {detail.get('qsl_reported_total_count')} samples, not the "
                      f"whole dataset of {dataset} (run it without --n-count)")
@@ -421,17 +417,17 @@ def build(round_name: str, division: str, submitter: str, system_path: Path, run
         shutil.rmtree(stage, ignore_errors=True)
     return {"out": str(out), "tree": str(out / "submission"), "round": rnd.name, "division": division,
             "submitter": submitter, "system": system_name, "notes": found.notes,
-            "results": [f"{name} {scenario}: {reported(entry, name, rnd)}"
+            "results": [f"{name} {scenario}: {reported(entry, name)}"
                         for (name, scenario), entry in sorted(found.units.items())]}
 
 
-def reported(entry: Entry, name: str, rnd: Round) -> str:
-    """The result as the checker reports it: the round's result key for the scenario, in its unit."""
-    key = rnd.rules(name).result.get(entry.scenario) or rnd.submission["result_field"][entry.scenario]
-    value = float(logs.read_detail(entry.performance.performance_dir / logs.DETAIL).get(key) or 0)
-    if key.startswith("early_stopping_latency"):
-        return f"{value / 1e6:.3f} ms"
-    return f"{value:,.2f} {'tokens' if 'tokens' in key else 'samples'}/s"
+def reported(entry: Entry, name: str) -> str:
+    """The result as the checker reports it (``report.main_result``), latencies in ms."""
+    found = main_result(entry.performance.result, name)
+    if found is None:
+        return "no result"
+    _, value, unit = found
+    return f"{value / 1e6:.3f} ms" if unit == "ns" else f"{value:,.2f} {unit}"
 
 
 def system_template(rnd: Round) -> dict[str, Any]:

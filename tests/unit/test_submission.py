@@ -39,8 +39,10 @@ def fake_run(folder: Path, scenario: str, *, acc: float = 76.5, samples: int = 5
     """A submission-mode run folder of resnet, as `harness run` leaves it."""
     settings = {"benchmark": "resnet", "scenario": scenario, "mode": "submission", "dtype": "fp32", "device": "cuda",
                 "n_devices": 1, "batch_size": 32, "batch_tokens": None, "null_backend": False}
-    result = {"benchmark": "resnet", "round": "v4.1", "demo": demo, "settings": settings, "samples": samples,
-              "image": None, "accuracy": {"samples": samples, "metrics": {"acc": acc}}}
+    result = {"benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": demo, "settings": settings,
+              "samples": samples, "image": None, "accuracy": {"samples": samples, "metrics": {"acc": acc}},
+              "performance": {"validity": "VALID", "reasons": [], "metrics": {
+                  "samples_per_second": 100.0, "completed_samples_per_second": 100.0}}}
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "run.json").write_text(json.dumps(settings))
@@ -49,7 +51,8 @@ def fake_run(folder: Path, scenario: str, *, acc: float = 76.5, samples: int = 5
     records = [{"seq_id": i, "qsl_idx": i, "data": "0000803F"} for i in range(400)]  # over 4 KiB
     (folder / "accuracy" / "mlperf_log_accuracy.json").write_text(json.dumps(records))
     (folder / "accuracy" / "accuracy.txt").write_text(f"accuracy={acc:.3f}%, good=1, total=1\n")
-    (folder / "accuracy" / "sut_stats.json").write_text(json.dumps({"failed": failed}))
+    (folder / "accuracy" / "sut_stats.json").write_text(json.dumps(
+        {"issued": samples, "failed": failed, "errors": ["ValueError: boom"] if failed else []}))
     mllog(folder / "performance" / "run_1" / "mlperf_log_detail.txt",
           performance_detail(scenario, **(perf or {})), errors)
     return folder
@@ -175,7 +178,7 @@ def test_system_description_problems_are_named(tmp_path, runs, damage, message):
     ({"acc": 70.0}, "resnet: no MLPerf name qualifies (resnet not packaged: Offline: acc 70, target 75.6954)"),
     ({"samples": 1000}, "the accuracy run covered 1000 samples, not the whole dataset of 50000"),
     ({"perf": {"qsl_reported_total_count": 5000}}, "LoadGen drew from 5000 samples, not the whole dataset of 50000"),
-    ({"failed": 3}, "3 samples failed in the SUT"),
+    ({"failed": 3}, "3 of 50000 samples failed in the SUT (first error: ValueError: boom)"),
 ])
 def test_each_refusal_reason(tmp_path, runs, run_options, message):
     runs[0] = fake_run(tmp_path / "bad", "Offline", **run_options)
