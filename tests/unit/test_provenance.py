@@ -54,3 +54,16 @@ def test_manifests_of_another_schema_or_none_are_refused(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(HarnessError, match="is not a JSON manifest"):
         provenance.read(tmp_path / "bad.json")
+
+
+def test_diff_compares_runs_of_one_test_only(tmp_path):
+    for name, bench in (("a", "bert"), ("b", "resnet")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(
+            {"benchmark": bench, "round": "v4.1", "settings": {"scenario": "Offline", "mode": "performance"}}))
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"schema": provenance.SCHEMA}))
+    with pytest.raises(HarnessError, match="are not the same benchmark and scenario"):
+        provenance.diff(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "manifest.json").unlink()
+    with pytest.raises(HarnessError, match="manifest.json does not exist"):
+        provenance.diff(tmp_path / "a", tmp_path / "b")
