@@ -13,6 +13,7 @@
     harness replay MANIFEST [--force] [--out DIR]
     harness diff RUN_A RUN_B [--perf-tolerance 0.05]
     harness report RUN_DIR... [--html FILE] [--md FILE] [--csv FILE] [--json FILE]
+    harness collect RESULTS...
 
 Errors in the input (unknown names, bad numbers, missing or malformed files) print one message
 that says what to do, and exit with status 2.
@@ -165,6 +166,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from harness import collect
+
+    done = collect.collect(args.results, collect.DockerEngine())
+    print(done.summary())
+    return 1 if done.unresolved else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     results = report.load(args.runs)
     outputs = {args.html: lambda: report.html(results), args.md: lambda: report.markdown(results),
@@ -283,6 +292,11 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--perf-tolerance", type=float, default=0.05,
                          help="allowed relative difference of the performance result (default 0.05)")
     compare.set_defaults(fn=cmd_diff)
+
+    gather = sub.add_parser("collect", help="add the ID of the image each containerised run ran in (needs the "
+                                            "Docker engine)")
+    gather.add_argument("results", type=Path, nargs="+", help="results folders or run folders")
+    gather.set_defaults(fn=cmd_collect)
 
     reports = sub.add_parser("report", help="compare runs in a table, or write HTML, markdown, CSV or JSON reports")
     reports.add_argument("runs", type=Path, nargs="+", help="run folders")

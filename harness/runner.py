@@ -155,10 +155,15 @@ def image_info() -> dict[str, Any] | None:
     """Provenance of the container image this run is in (None when run natively)."""
     if "HARNESS_IMAGE_COMMIT" not in os.environ:
         return None
-    locks = Path(os.environ.get("HARNESS_IMAGE_LOCKS", "/nonexistent"))
+    def read(variable: str) -> str | None:
+        path = Path(os.environ.get(variable, "/nonexistent"))
+        return path.read_text() if path.is_file() else None
+
+    locks = read("HARNESS_IMAGE_LOCKS")
+    # the image's ID is not visible in here: `harness collect` adds it from the host by this build ID
     return {"name": os.environ.get("HARNESS_IMAGE_NAME"), "git_commit": os.environ["HARNESS_IMAGE_COMMIT"],
-            "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"),
-            "locks": locks.read_text().splitlines() if locks.is_file() else None}
+            "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"), "build_id": (read("HARNESS_IMAGE_BUILD") or "").strip() or None,
+            "locks": locks.splitlines() if locks is not None else None}
 
 
 def assemble(bench: registry.Benchmark, config: RunConfig, run_dir: Path, n_samples: int,

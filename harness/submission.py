@@ -291,8 +291,8 @@ def measurements_readme(name: str, entry: Entry, system_name: str) -> str:
     image = entry.performance.result.get("image")
     lines = [f"# {name}, {entry.scenario}, {system_name}", "",
              f"Run with the mlperf-harness `{entry.benchmark}` benchmark"
-             + (f", image `{image['name']}` (commit {image['git_commit']}, lock sha256 {image['lock_sha256']})"
-                if image else "") + ".", "", "## Reproduce", "",
+             + (f", image `{image['name']}` (commit {image['git_commit']}, lock sha256 {image['lock_sha256']}"
+                + (f", ID {image['id']}" if image.get("id") else "") + ")" if image else "") + ".", "", "## Reproduce", "",
              "DATA_DIR holds the benchmark's real data (see its README and artifacts.toml); user.conf is the one in",
              "this folder.", "", "```sh",
              reproduce(entry.benchmark, entry.accuracy.result["settings"], "accuracy"),

@@ -73,10 +73,17 @@ def writable(path: Path) -> Path:
     return path
 
 
-def test_gptj_demo_in_a_container(gptj_image, provenance, tmp_path):
-    results = writable(tmp_path / "results")
+@pytest.fixture(scope="session")
+def gptj_demo(gptj_image, tmp_path_factory) -> tuple[Path, str]:
+    """The gptj service's default job (accuracy, then performance) on 8 demo samples: results and logs."""
+    results = writable(tmp_path_factory.mktemp("gptj-demo") / "results")
     status, logs = run_container(gptj_image, results, {"N_COUNT": "8"})
     assert status == 0, logs[-4000:]
+    return results, logs
+
+
+def test_gptj_demo_in_a_container(gptj_demo, provenance):
+    results, logs = gptj_demo
     assert "DEMO TIER" in logs and "Performance (Offline): VALID" in logs
     runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
     assert set(runs) == {"accuracy", "performance"}
@@ -86,6 +93,34 @@ def test_gptj_demo_in_a_container(gptj_image, provenance, tmp_path):
     image = json.loads((runs["performance"] / "result.json").read_text())["image"]
     assert image["git_commit"] == provenance["GIT_COMMIT"] and image["lock_sha256"] == provenance["LOCK_SHA256"]
     assert any(line.endswith("/opt/locks/pytorch.lock") for line in image["locks"])
+    assert re.fullmatch(r"[0-9a-f-]{36}", image["build_id"])
+
+
+def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tmp_path):
+    """`docker compose run --rm harness` adds to each run the ID of the image it ran in, found by
+    the build ID the run recorded; a run whose image is gone is named and left as it was."""
+    built = sh("images/build.sh", "harness", check=False)
+    assert built.returncode == 0, f"images/build.sh harness failed:\n{built.stderr[-3000:]}"
+    results = tmp_path / "results"
+    shutil.copytree(gptj_demo[0], results)
+    gone = results / "run-of-a-pruned-image"
+    shutil.copytree(next(results.iterdir()), gone)
+    manifest = json.loads((gone / "manifest.json").read_text())
+    manifest["image"]["build_id"] = "00000000-0000-0000-0000-000000000000"
+    (gone / "manifest.json").write_text(json.dumps(manifest))
+    owners = {path: (path.stat().st_uid, path.stat().st_mode) for path in results.rglob("*.json")}
+    done = sh("docker", "compose", "run", "--rm", "harness", env=os.environ | {"RESULTS_DIR": str(results)},
+              check=False)
+    assert done.returncode == 1, done.stdout + done.stderr  # one run could not be resolved
+    assert "collect: 2 run(s) resolved" in done.stdout and f"UNRESOLVED /results/{gone.name}: none of" in done.stdout
+    expected = json.loads(sh("docker", "image", "inspect", gptj_image).stdout)[0]["Id"]
+    for run in results.iterdir():
+        for name in ("manifest.json", "result.json"):
+            assert json.loads((run / name).read_text())["image"].get("id") == (None if run == gone else expected)
+    assert owners == {path: (path.stat().st_uid, path.stat().st_mode) for path in results.rglob("*.json")}
+    again = sh("docker", "compose", "run", "--rm", "harness", "collect", "/results",
+               env=os.environ | {"RESULTS_DIR": str(results)}, check=False)
+    assert "0 run(s) resolved, 2 already had their image ID" in again.stdout
 
 
 @pytest.mark.parametrize("benchmark, count, accuracy_line", [
