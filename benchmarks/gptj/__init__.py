@@ -14,7 +14,7 @@ BENCHMARK = BenchmarkSpec(
     default_batch_size=8,
     # Beam search with 4 beams copies its KV cache every step: on a CPU, padded batches beyond
     # ~2k tokens fall out of cache and run slower than small ones (tests/perf/bench_batching.py gptj).
-    default_batch_tokens={"cpu": 2048, "cuda": 32768},
+    default_batch_tokens={"cpu": 8192, "cuda": 32768},
     stall_timeout_s=1800.0,  # one beam-search batch of a real 6B model on CPU can take minutes
     description="GPT-J 6B, CNN/DailyMail summarization, beam search 4",
 )

@@ -68,11 +68,52 @@ def test_fused_attention_generates_what_the_eager_attention_does(data):
     layers = model.model.transformer.h
     assert all(layer.attn._attn.__func__ is backend._fused_attention for layer in layers)
     fused = model.predict(samples)
+    model.beam_cache = False  # transformers' own cache, whose keys and values the eager code reads
+    assert all(np.array_equal(a, b) for a, b in zip(fused, model.predict(samples)))
     for layer in layers:
         del layer.attn._attn  # back to transformers' eager attention
     assert all(layer.attn._attn.__func__ is GPTJAttention._attn for layer in layers)
     eager = model.predict(samples)
     assert all(np.array_equal(a, b) for a, b in zip(fused, eager))
+
+
+def test_beam_cache_keeps_one_prompt_per_sample_and_reorders_the_generated_part():
+    import torch
+
+    cache = backend._beam_cache(n_layers=1, beams=2)
+    prompt = torch.arange(2 * 1 * 3 * 1, dtype=torch.float32).view(2, 1, 3, 1).repeat_interleave(2, dim=0)
+    keys, values = cache.update(prompt, -prompt, 0)  # 2 samples x 2 beams, a 3-token prompt
+    assert keys.generated is None and torch.equal(keys.prompt, prompt[::2]) and torch.equal(values.prompt, -prompt[::2])
+    assert cache.get_seq_length() == 3
+    for step in range(40):  # past the first preallocated 32 positions
+        new = torch.full((4, 1, 1, 1), float(step)) + torch.arange(4.0).view(4, 1, 1, 1) / 10
+        keys, values = cache.update(new, -new, 0)
+    assert cache.get_seq_length() == 43 and keys.generated.shape == (4, 1, 40, 1)
+    assert torch.equal(keys.generated[:, 0, -1, 0], torch.tensor([39.0, 39.1, 39.2, 39.3]))
+    cache.reorder_cache(torch.tensor([1, 1, 3, 2]))  # beams move within their own sample only
+    keys, values = cache.update(torch.zeros(4, 1, 1, 1), torch.zeros(4, 1, 1, 1), 0)
+    assert torch.equal(keys.generated[:, 0, 39, 0], torch.tensor([39.1, 39.1, 39.3, 39.2]))
+    assert torch.equal(values.generated[:, 0, 0, 0], -torch.tensor([0.1, 0.1, 0.3, 0.2]))
+    assert torch.equal(keys.prompt, prompt[::2])  # the prompt is never copied or moved
+
+
+def test_two_part_attention_equals_attention_over_the_joined_sequence():
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    torch.manual_seed(0)
+    batch, beams, heads, dim, length, generated = 2, 3, 2, 8, 5, 4
+    prompt_k, prompt_v = torch.randn(2, batch, heads, length, dim)
+    new_k, new_v = torch.randn(2, batch * beams, heads, generated, dim)
+    query = torch.randn(batch * beams, heads, 1, dim)
+    mask = torch.ones(batch * beams, 1, 1, length + generated, dtype=torch.bool)
+    mask[:beams, ..., :2] = False  # the first sample's prompt is left-padded by 2
+    joined_k = torch.cat([prompt_k.repeat_interleave(beams, dim=0), new_k], dim=2)
+    joined_v = torch.cat([prompt_v.repeat_interleave(beams, dim=0), new_v], dim=2)
+    expected = scaled_dot_product_attention(query, joined_k, joined_v, attn_mask=mask, scale=0.3)
+    got = backend._two_part_attention(query, backend.BeamKV(prompt_k, new_k, beams),
+                                      backend.BeamKV(prompt_v, new_v, beams), mask, 0.3)
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def score_texts(data, predictions: dict[int, str]):
