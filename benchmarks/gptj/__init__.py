@@ -11,7 +11,7 @@ BENCHMARK = BenchmarkSpec(
     dataset_size=13368,
     performance_count=13368,
     payload_dtype="int64",  # the reference evaluation.py reads int64 unless told otherwise
-    default_batch_size=8,
+    default_batch_size={"cpu": 16, "cuda": 8},
     # Beam search with 4 beams copies its KV cache every step: on a CPU, padded batches beyond
     # ~2k tokens fall out of cache and run slower than small ones (tests/perf/bench_batching.py gptj).
     default_batch_tokens={"cpu": 8192, "cuda": 32768},
