@@ -67,3 +67,28 @@ def test_diff_compares_runs_of_one_test_only(tmp_path):
     (tmp_path / "b" / "manifest.json").unlink()
     with pytest.raises(HarnessError, match="manifest.json does not exist"):
         provenance.diff(tmp_path / "a", tmp_path / "b")
+
+
+def test_device_facts_read_the_vendor_tools_when_present(tmp_path, monkeypatch):
+    """GPU and RNGD facts come from nvidia-smi and furiosa-smi (stand-ins here, with their output formats)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--query-gpu=name,driver_version,memory.total" ]; then\n'
+        '  echo "NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB"; echo "NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB"\n'
+        "else\n"
+        '  echo "| NVIDIA-SMI 550.54.15              Driver Version: 550.54.15      CUDA Version: 12.4     |"\n'
+        "fi\n")
+    (tools / "furiosa-smi").write_text("#!/bin/sh\necho '| Arch | Device | Firmware |'\necho '| rngd | npu0 | 2025.2.0 |'\n")
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    facts = provenance.device_facts()
+    assert facts["gpus"] == [{"name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB"}] * 2
+    assert facts["cuda_driver_version"] == "12.4"
+    assert facts["rngd"] == ["| Arch | Device | Firmware |", "| rngd | npu0 | 2025.2.0 |"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    bare = provenance.device_facts()
+    assert bare["gpus"] == [] and bare["rngd"] == [] and "cuda_driver_version" not in bare
+    assert bare["cpu_count"] and bare["memory_kb"]
