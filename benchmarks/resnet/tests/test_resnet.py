@@ -83,6 +83,21 @@ def test_payload_is_one_float32_class_and_batching_does_not_change_it(data):
     assert [model.predict([s])[0] for s in samples] == batched
 
 
+def test_folded_batch_norm_predicts_what_the_eager_network_does(data):
+    import torch
+    import torchvision
+
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.model.modules())  # folded
+    eager = torchvision.models.resnet50()
+    eager.load_state_dict(backend.load_state_dict(data / backend.CHECKPOINT))
+    samples = [ds[i] for i in range(16)]
+    with torch.inference_mode():
+        logits = eager.eval()(torch.from_numpy(np.stack(samples)))
+    assert [float(out[0]) for out in model.predict(samples)] == logits.argmax(dim=1).tolist()
+
+
 @pytest.mark.parametrize("line, message", [
     ("ILSVRC2012_val_00000001.JPEG 1000", "label 1000 is not an ImageNet class"),
     ("ILSVRC2012_val_00000001.JPEG", "expected '<image file> <label>'"),
