@@ -38,7 +38,6 @@ BENCHMARK_LABEL = "mlperf-harness.benchmark"
 @dataclass(frozen=True)
 class LocalImage:
     id: str
-    tags: tuple[str, ...]
     repo_digests: tuple[str, ...]
 
 
@@ -67,7 +66,7 @@ class DockerEngine:
 
     def images(self, benchmark: str) -> list[LocalImage]:
         found = self.client.images.list(filters={"label": f"{BENCHMARK_LABEL}={benchmark}"})
-        return [LocalImage(image.id, tuple(image.tags), tuple(image.attrs.get("RepoDigests") or ()))
+        return [LocalImage(image.id, tuple(image.attrs.get("RepoDigests") or ()))
                 for image in found]
 
     def build_id(self, image_id: str) -> str | None:

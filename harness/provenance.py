@@ -161,8 +161,10 @@ def harness_version() -> str:
 
 # -- what differs ------------------------------------------------------------------------------
 
+IMAGE_SOURCE = ("name", "git_commit", "lock_sha256")
+"""What an image was built from; its build ID and image ID differ for any rebuild, an auditor's too."""
 ENVIRONMENT = {"harness": ("version", "git_commit", "dirty", "code_sha256"),
-               "image": ("name", "git_commit", "lock_sha256", "build_id", "id"), "loadgen": ("version", "git_commit", "file_sha1"),
+               "image": (*IMAGE_SOURCE, "build_id", "id"), "loadgen": ("version", "git_commit", "file_sha1"),
                "device": ("cpu_model", "cpu_count", "cpus_usable", "gpus", "cuda_driver_version", "rngd")}
 
 
@@ -285,8 +287,7 @@ def replay_changes(original: dict[str, Any], bench: Benchmark, data_dir: Path, d
     for key in ("version", "code_sha256"):
         if original["harness"].get(key) != now[key]:
             found.append(f"harness {key}: {original['harness'].get(key)} -> {now[key]}")
-    # what the image was built from; its ID differs for any rebuild, on an auditor's machine too
-    for key in ("name", "git_commit", "lock_sha256"):
+    for key in IMAGE_SOURCE:
         if (original.get("image") or {}).get(key) != (image or {}).get(key):
             found.append(f"image {key}: {(original.get('image') or {}).get(key)} -> {(image or {}).get(key)}")
     return found, inputs

@@ -157,12 +157,12 @@ def image_info() -> dict[str, Any] | None:
         return None
     def read(variable: str) -> str | None:
         path = Path(os.environ.get(variable, "/nonexistent"))
-        return path.read_text() if path.is_file() else None
+        return path.read_text().strip() if path.is_file() else None
 
     locks = read("HARNESS_IMAGE_LOCKS")
     # the image's ID is not visible in here: `harness collect` adds it from the host by this build ID
     return {"name": os.environ.get("HARNESS_IMAGE_NAME"), "git_commit": os.environ["HARNESS_IMAGE_COMMIT"],
-            "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"), "build_id": (read("HARNESS_IMAGE_BUILD") or "").strip() or None,
+            "lock_sha256": os.environ.get("HARNESS_IMAGE_LOCK_SHA256"), "build_id": read("HARNESS_IMAGE_BUILD") or None,
             "locks": locks.splitlines() if locks is not None else None}
 
 

@@ -40,10 +40,13 @@ def check_checkpoint(model_dir: Path) -> None:
 
 
 def _additive(mask):
+    """The attention mask as fp32 values added to the scores (a boolean mask's False -> -inf)."""
     import torch
 
-    if mask is None or mask.dtype != torch.bool:
-        return None if mask is None else mask.float()  # added to fp32 scores, as the eager code does
+    if mask is None:
+        return None
+    if mask.dtype != torch.bool:
+        return mask.float()  # added to fp32 scores, as the eager code does
     return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 

@@ -28,8 +28,8 @@ class Engine:
         return next(build for images in self.by_benchmark.values() for image, build in images if image.id == image_id)
 
 
-OLD = LocalImage("sha256:" + "1" * 64, (), ())
-NEW = LocalImage("sha256:" + "2" * 64, ("mlperf-harness/gptj:latest",), ("registry.example/gptj@sha256:" + "3" * 64,))
+OLD = LocalImage("sha256:" + "1" * 64, ())
+NEW = LocalImage("sha256:" + "2" * 64, ("registry.example/gptj@sha256:" + "3" * 64,))
 
 
 def run_folder(root, name, image, benchmark="gptj"):
