@@ -19,7 +19,7 @@ Why each worker builds its own replica: libgomp gives every thread that runs par
 OpenMP team. Had the main thread loaded the model, its idle team would oversubscribe the cores
 once a worker starts a second one, and libgomp then throttles spin-waiting: every small op waits
 for a futex wake (GPT-J demo generation ran 2.5x slower on 2 cores). Loading on the worker keeps
-one team per replica, and loads several devices in parallel.
+one team per replica, and loads the devices after the first in parallel.
 """
 
 from __future__ import annotations
@@ -120,10 +120,16 @@ class SUT:
 
         self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(self._replicas)]
-        for t in self._threads:
-            t.start()
-        for _ in self._threads:
-            self._ready.acquire()
+        # The first replica is built alone: its imports finish before any other replica starts.
+        # Concurrent first imports of one package are not safe (two threads importing
+        # transformers' lazy modules at once fail with "cannot import name").
+        self._threads[0].start()
+        self._ready.acquire()
+        if not self._load_errors:
+            for t in self._threads[1:]:
+                t.start()
+            for _ in self._threads[1:]:
+                self._ready.acquire()
         if self._load_errors:
             self.stop()
             raise self._load_errors[0]
@@ -141,7 +147,8 @@ class SUT:
             self._stopping = True
             self._cond.notify_all()
         for t in self._threads:
-            t.join(timeout=join_timeout_s)  # a replica stuck in a model call is abandoned (daemon)
+            if t.ident is not None:  # a failed first replica leaves the others unstarted
+                t.join(timeout=join_timeout_s)  # a replica stuck in a model call is abandoned (daemon)
         if self.handle is not None:
             lg.DestroyFastSUT(self.handle)
             self.handle = None

@@ -168,6 +168,36 @@ def test_each_replica_is_built_on_the_thread_that_serves_it(tmp_path):
     assert served_on <= set(built_on)
 
 
+def test_the_first_replica_is_built_before_the_others_start(tmp_path):
+    """Its imports must finish first: concurrent first imports of a package can fail."""
+    events, lock = [], threading.Lock()
+
+    def build(i):
+        with lock:
+            events.append(("start", i))
+        time.sleep(0.05)  # were the builds concurrent, another start would land in here
+        with lock:
+            events.append(("end", i))
+        return Echo()
+
+    stats, _ = run(tmp_path, [lambda i=i: build(i) for i in range(3)], BatchPolicy(4))
+    assert stats.completed == 40
+    assert events[:2] == [("start", 0), ("end", 0)]
+    assert sorted(events[2:]) == [("end", 1), ("end", 2), ("start", 1), ("start", 2)]
+
+
+def test_a_first_replica_that_fails_leaves_the_others_unbuilt():
+    built = []
+
+    def broken():
+        raise RuntimeError("no such checkpoint")
+
+    sut = SUT(lambda i: i, [broken, lambda: built.append(1) or NullBackend()], BatchPolicy(1), "int64", 1.0)
+    with pytest.raises(RuntimeError, match="no such checkpoint"):
+        sut.start()
+    assert built == [] and sut.handle is None
+
+
 def test_a_replica_that_fails_to_load_stops_the_start():
     def broken():
         raise RuntimeError("no such checkpoint")

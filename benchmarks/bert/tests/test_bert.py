@@ -180,7 +180,7 @@ def test_demo_runs_accuracy_and_a_short_performance_test(data, tmp_path):
     conf.write_text("bert.Offline.min_duration = 1000\nbert.Offline.min_query_count = 1\n"
                     "bert.Offline.target_qps = 4000\n")
     assert cli.main(["run", "bert", "--mode", "submission", "--user-conf", str(conf), "--data", str(data),
-                     "--out", str(tmp_path / "run")]) == 0
+                     "--n-devices", "2", "--out", str(tmp_path / "run")]) == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
     assert result["accuracy"]["full_dataset"] is False and result["accuracy"]["metrics"]["questions"] == 45
