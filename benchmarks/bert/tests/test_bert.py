@@ -132,19 +132,31 @@ def test_payload_is_float32_384x2_and_batching_does_not_change_it(data):
 
 
 def test_running_at_the_feature_width_gives_the_384_wide_logits(data):
+    ds = dataset.load(data)
+    model, reference = backend.load(data, "cpu", "fp32"), backend.load_reference(data, "cpu", "fp32")
+    short = [i for i in range(len(ds)) if backend.width(ds[i]) < 384]
+    for index in short[:2] + short[-1:] + [len(ds) - 1]:
+        sample = ds[index]
+        length = ds.features[index].length
+        full = reference.predict([sample])[0]
+        assert (full[backend.width(sample):] != backend.PAD_LOGIT).all()  # the reference computes every position
+        assert np.allclose(model.predict([sample])[0][:length], full[:length], atol=1e-5)
+
+
+def test_the_broadcast_key_mask_gives_the_logits_of_transformers_own_mask(data):
     import torch
 
     ds = dataset.load(data)
     model = backend.load(data, "cpu", "fp32")
-    for index in (0, 7, len(ds) - 1):
-        sample = ds[index]
-        ids = torch.from_numpy(sample[None])
-        with torch.inference_mode():
-            full = model.model(input_ids=ids[:, 0], attention_mask=ids[:, 1], token_type_ids=ids[:, 2])
-        length = ds.features[index].length
-        ours = model.predict([sample])[0][:length]
-        assert np.allclose(ours[:, 0], full.start_logits[0, :length].numpy(), atol=1e-5)
-        assert np.allclose(ours[:, 1], full.end_logits[0, :length].numpy(), atol=1e-5)
+    samples = [ds[i] for i in range(len(ds))]
+    w = max(backend.width(s) for s in samples)
+    rows = [s for s in samples if backend.width(s) == w][:4]
+    batch = torch.from_numpy(np.stack(rows))
+    assert (batch[:, 1] == 0).any()  # some padding to mask
+    with torch.inference_mode():
+        own = model.model(input_ids=batch[:, 0], attention_mask=batch[:, 1], token_type_ids=batch[:, 2])
+    expected = torch.stack([own.start_logits, own.end_logits], dim=-1).numpy()
+    assert np.array_equal(np.stack(model.predict(rows)), expected)
 
 
 def test_bad_squad_files_are_named(demo_copy):
