@@ -6,7 +6,9 @@ graphs have a background class and subtract 1). The response is the arg-max clas
 float32, as the reference responds. Inference runs in channels-last layout (faster on CPU and
 GPU; the same function), with each batch norm folded into the convolution before it (the same
 function up to float rounding; on 2 CPU cores about 1.5x the eager throughput, as each batch
-norm no longer makes its own pass over the activations).
+norm no longer makes its own pass over the activations). ``load_reference`` runs the network as
+the reference's PyTorch backend does (eager, NCHW, batch norms unfolded): the performance
+scripts' baseline.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def load_state_dict(path: Path) -> dict:
 
 
 class ResnetBackend:
-    def __init__(self, data_dir: Path, device: str, dtype: str) -> None:
+    def __init__(self, data_dir: Path, device: str, dtype: str, as_reference: bool = False) -> None:
         import torch
         import torchvision
         from torch.fx.experimental.optimization import fuse
@@ -54,13 +56,16 @@ class ResnetBackend:
                             f"{CHECKPOINT}") from exc
         self.device = torch.device(device)
         self.dtype = getattr(torch, TORCH_DTYPES[dtype])
-        model = fuse(model.eval())  # conv + batch norm -> one conv
-        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
+        model = model.eval()
+        self.layout = torch.contiguous_format if as_reference else torch.channels_last
+        if not as_reference:
+            model = fuse(model)  # conv + batch norm -> one conv
+        self.model = model.to(self.device, self.dtype, memory_format=self.layout).eval()
 
     def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        batch = torch.from_numpy(np.stack(samples)).to(self.device, self.dtype, memory_format=torch.channels_last)
+        batch = torch.from_numpy(np.stack(samples)).to(self.device, self.dtype, memory_format=self.layout)
         with torch.inference_mode():
             classes = self.model(batch).argmax(dim=1).to(torch.float32).cpu().numpy()
         return [classes[i:i + 1] for i in range(len(samples))]
@@ -71,3 +76,8 @@ class ResnetBackend:
 
 def load(data_dir: Path, device: str, dtype: str) -> ResnetBackend:
     return ResnetBackend(data_dir, device, dtype)
+
+
+def load_reference(data_dir: Path, device: str, dtype: str) -> ResnetBackend:
+    """The same network run as the reference runs it: eager, NCHW, each batch norm on its own."""
+    return ResnetBackend(data_dir, device, dtype, as_reference=True)
