@@ -1,6 +1,12 @@
 """Pieces the performance scripts share: a LoadGen test with its logs read back, the demo data
 loaded as a run loads it, the reference-style SUT, replicas built as ``harness run`` builds them,
-and one fresh process per measurement."""
+and one fresh process per measurement.
+
+Two baselines run the model one sample at a time inside IssueQuery, as the reference
+implementations do: ``reference`` executes the model as the reference does too (a backend module's
+``load_reference``, where its own execution differs: e.g. ResNet-50 without folded batch norm, BERT
+at 384 positions for every feature); ``batch1`` executes it as our backend does, so that its ratio
+is what our serving (batching, replicas) adds on its own."""
 
 from __future__ import annotations
 
@@ -50,8 +56,17 @@ def reference_sut(model, dataset) -> int:
     return lg.ConstructSUT(issue, lambda: None)
 
 
-def warm_model(bench, data: Path, dataset):
-    model = bench.backend.load(data, "cpu", "fp32")
+def baselines(bench) -> tuple[str, ...]:
+    """The baselines that differ for this benchmark: ``reference`` only where it has its own execution."""
+    return ("reference", "batch1") if hasattr(bench.backend, "load_reference") else ("batch1",)
+
+
+def warm_model(bench, data: Path, dataset, baseline: str | None = None):
+    """The backend as ``harness run`` loads it, or as the ``reference`` baseline executes it."""
+    load = bench.backend.load
+    if baseline == "reference":
+        load = getattr(bench.backend, "load_reference", load)
+    model = load(data, "cpu", "fp32")
     model.warmup(dataset[0])
     return model
 
