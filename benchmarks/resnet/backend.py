@@ -5,8 +5,8 @@ That checkpoint is torchvision's state dict: 1000 classes, so the predicted clas
 graphs have a background class and subtract 1). The response is the arg-max class index as one
 float32, as the reference responds. Inference runs in channels-last layout (faster on CPU and
 GPU; the same function), with each batch norm folded into the convolution before it (the same
-function up to float rounding; on 2 CPU cores about 1.5x the eager throughput, as each batch
-norm no longer makes its own pass over the activations). ``load_reference`` runs the network as
+function up to float rounding; each batch norm no longer makes its own pass over the
+activations: 1.5x the eager batch-1 throughput on one 2-core AVX2 machine, 1.1x on an AVX-512 one). ``load_reference`` runs the network as
 the reference's PyTorch backend does (eager, NCHW, batch norms unfolded): the performance
 scripts' baseline.
 """
