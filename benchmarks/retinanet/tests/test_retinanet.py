@@ -219,9 +219,11 @@ def test_a_corrupt_image_fails_its_sample_alone_and_names_the_file(tmp_path, dem
 
 
 def test_demo_runs_offline_accuracy_and_performance(data, tmp_path):
+    # target_qps well above the demo's throughput (about 5.5 images/s on 2 cores): the one
+    # Offline query holds target_qps x 1.1 s of samples and must outlast min_duration
     conf = tmp_path / "perf.conf"
     conf.write_text("retinanet.Offline.min_duration = 1000\nretinanet.Offline.min_query_count = 1\n"
-                    "retinanet.Offline.target_qps = 4\n")
+                    "retinanet.Offline.target_qps = 30\n")
     assert cli.main(["run", "retinanet", "--mode", "submission", "--n-count", "4", "--user-conf", str(conf),
                      "--data", str(data), "--out", str(tmp_path / "run")]) == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
