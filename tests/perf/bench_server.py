@@ -99,12 +99,15 @@ def main() -> None:
     print(f"harness SUT: {args.replicas} replica(s), batch {args.batch}, batch wait {args.wait_fraction:g} x "
           f"latency bound")
     styles = [s for s in (*baselines(bench), "harness") if args.only in (None, s)]
+    if not styles:
+        parser.error(f"--only {args.only}: {bench.spec.id}'s backend has no load_reference; use batch1 or harness")
     best = best_valid(bench.spec.id, data, styles, ladder, args)
     print("highest VALID Server QPS: " + ", ".join(f"{style} {qps:g}" for style, qps in best.items()))
     if "harness" in best:
         for base in [style for style in best if style != "harness"]:
             ratio = best["harness"] / best[base] if best[base] else float("inf")
             print(f"ratio harness / {base}: {ratio:.2f}")
+
 
 if __name__ == "__main__":
     main()
