@@ -27,11 +27,11 @@ WORDS = (
 NON_ASCII = ("Zürich", "café", "naïve", "São Paulo", "Kraków", "東京", "Москва", "€120", "—", "“quoted”")
 DEMO_USER_CONF = """\
 # LoadGen settings for the demo tier: short runs of a tiny model. Not valid for a submission.
-# Offline is VALID only while target_qps stays above the throughput (about 5 samples/s on 2 CPU
+# Offline is VALID only while target_qps stays above the throughput (5 to 16 samples/s on 2 CPU
 # cores): the one query holds target_qps x min_duration x 1.1 samples and must outlast min_duration.
 gptj.Offline.min_duration = 5000
 gptj.Offline.min_query_count = 1
-gptj.Offline.target_qps = 12
+gptj.Offline.target_qps = 30
 gptj.Server.min_duration = 10000
 gptj.Server.min_query_count = 32
 gptj.Server.target_qps = 2

@@ -19,7 +19,7 @@ CHECKER = {"ROUGE1": r".*'rouge1':\s([\d.]+).*", "ROUGE2": r".*'rouge2':\s([\d.]
 PERF_CONF = """\
 gptj.Offline.min_duration = 1000
 gptj.Offline.min_query_count = 1
-gptj.Offline.target_qps = 16
+gptj.Offline.target_qps = 40
 """
 
 
