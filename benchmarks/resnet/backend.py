@@ -1,14 +1,19 @@
-"""ResNet-50 v1.5 in PyTorch: torchvision's topology with the reference's ``resnet50-19c8e357.pth``.
+"""ResNet-50 v1.5: torchvision's topology with the reference's ``resnet50-19c8e357.pth``.
 
 That checkpoint is torchvision's state dict: 1000 classes, so the predicted class needs no offset
 (the reference's ``imagenet_pytorch`` profile post-processes with offset 0; only the TF/ONNX
 graphs have a background class and subtract 1). The response is the arg-max class index as one
-float32, as the reference responds. Inference runs in channels-last layout (faster on CPU and
-GPU; the same function), with each batch norm folded into the convolution before it (the same
-function up to float rounding; each batch norm no longer makes its own pass over the
-activations: 1.5x the eager batch-1 throughput on one 2-core AVX2 machine, 1.1x on an AVX-512 one). ``load_reference`` runs the network as
-the reference's PyTorch backend does (eager, NCHW, batch norms unfolded): the performance
-scripts' baseline.
+float32, as the reference responds.
+
+On CPU at fp32 the network runs in ONNX Runtime (``harness/onnxrt.py``: the same weights and
+graph, exported once per checkpoint and cached; the reference offers that runtime too, profile
+``resnet50-onnxruntime``).
+Its kernels fuse each batch norm, activation and residual add into the convolution and keep a
+blocked layout across the network, and a sample's logits are the same bytes whatever it is
+batched with (tested). Elsewhere (CUDA, fp16, bf16) PyTorch runs it in channels-last layout with
+each batch norm folded into the convolution before it (the same function up to float rounding).
+``load_reference`` runs the network as the reference's PyTorch backend does (eager, NCHW, batch
+norms unfolded): the performance scripts' baseline.
 """
 
 from __future__ import annotations
@@ -39,24 +44,37 @@ def load_state_dict(path: Path) -> dict:
     return state
 
 
+def network(data_dir: Path):
+    """torchvision's ResNet-50 holding the checkpoint in ``data_dir``, in eval mode."""
+    import torchvision
+
+    path = data_dir / CHECKPOINT
+    model = torchvision.models.resnet50()
+    state = load_state_dict(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise DataError(f"{path} is not a torchvision ResNet-50 state dict ({detail[:200]}): use "
+                        f"{CHECKPOINT}") from exc
+    return model.eval()
+
+
+def _classes(logits: np.ndarray) -> list[np.ndarray]:
+    classes = logits.argmax(axis=1).astype(np.float32)
+    return [classes[i:i + 1] for i in range(len(classes))]
+
+
 class ResnetBackend:
+    """PyTorch: channels-last with folded batch norms, or eager NCHW as the reference runs it."""
+
     def __init__(self, data_dir: Path, device: str, dtype: str, as_reference: bool = False) -> None:
         import torch
-        import torchvision
         from torch.fx.experimental.optimization import fuse
 
-        path = data_dir / CHECKPOINT
-        model = torchvision.models.resnet50()
-        state = load_state_dict(path)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
-            detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-            raise DataError(f"{path} is not a torchvision ResNet-50 state dict ({detail[:200]}): use "
-                            f"{CHECKPOINT}") from exc
+        model = network(data_dir)
         self.device = torch.device(device)
         self.dtype = getattr(torch, TORCH_DTYPES[dtype])
-        model = model.eval()
         self.layout = torch.contiguous_format if as_reference else torch.channels_last
         if not as_reference:
             model = fuse(model)  # conv + batch norm -> one conv
@@ -67,14 +85,35 @@ class ResnetBackend:
 
         batch = torch.from_numpy(np.stack(samples)).to(self.device, self.dtype, memory_format=self.layout)
         with torch.inference_mode():
-            classes = self.model(batch).argmax(dim=1).to(torch.float32).cpu().numpy()
-        return [classes[i:i + 1] for i in range(len(samples))]
+            return _classes(self.model(batch).float().cpu().numpy())
 
     def warmup(self, sample: np.ndarray) -> None:
         self.predict([sample])
 
 
-def load(data_dir: Path, device: str, dtype: str) -> ResnetBackend:
+class OnnxResnetBackend:
+    """ONNX Runtime on CPU at fp32, on as many threads as torch's pool has (the replica's share)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import torch
+
+        from harness.artifacts import file_hashes
+        from harness.onnxrt import Session
+
+        model = network(data_dir)
+        key = file_hashes(data_dir, [CHECKPOINT])[CHECKPOINT]
+        self.session = Session(model, torch.zeros(2, 3, 224, 224), "resnet50", key, torch.get_num_threads())
+
+    def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
+        return _classes(self.session.run(np.stack(samples)))
+
+    def warmup(self, sample: np.ndarray) -> None:
+        self.predict([sample])
+
+
+def load(data_dir: Path, device: str, dtype: str) -> ResnetBackend | OnnxResnetBackend:
+    if device == "cpu" and dtype == "fp32":
+        return OnnxResnetBackend(data_dir)
     return ResnetBackend(data_dir, device, dtype)
 
 

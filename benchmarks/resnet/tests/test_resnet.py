@@ -87,11 +87,30 @@ def test_folded_batch_norm_predicts_what_the_eager_network_does(data):
     import torch
 
     ds = dataset.load(data)
-    model, reference = backend.load(data, "cpu", "fp32"), backend.load_reference(data, "cpu", "fp32")
+    model = backend.ResnetBackend(data, "cpu", "fp32")  # the CUDA, fp16 and bf16 path, here on CPU
+    reference = backend.load_reference(data, "cpu", "fp32")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.model.modules())  # folded
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in reference.model.modules()) == 53  # as torchvision's
     samples = [ds[i] for i in range(16)]
     assert [float(a[0]) for a in model.predict(samples)] == [float(b[0]) for b in reference.predict(samples)]
+
+
+def test_onnx_runtime_computes_the_eager_network_and_ignores_batch_company(data):
+    import torch
+
+    ds = dataset.load(data)
+    model = backend.load(data, "cpu", "fp32")
+    assert isinstance(model, backend.OnnxResnetBackend)
+    batch = np.stack([ds[i] for i in range(16)])
+    with torch.inference_mode():
+        eager = backend.network(data)(torch.from_numpy(batch)).numpy()
+    logits = model.session.run(batch)
+    assert np.allclose(logits, eager, rtol=1e-4, atol=1e-4 * np.abs(eager).max())
+    assert (logits.argmax(axis=1) == eager.argmax(axis=1)).all()
+    # a sample's logits are the same bytes alone, in a batch of 3 and of 16 (TEST01 compares them)
+    assert np.array_equal(np.concatenate([model.session.run(batch[i:i + 1]) for i in range(16)]), logits)
+    assert np.array_equal(np.concatenate([model.session.run(batch[i:i + 3]) for i in range(0, 15, 3)]),
+                          logits[:15])
 
 
 @pytest.mark.parametrize("line, message", [
