@@ -17,10 +17,12 @@ into place, so a data folder never holds a half-copied artifact.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import threading
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,7 +61,10 @@ def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
     Cached by resolved path, size and mtime (in the harness cache), so tens of GB are hashed once.
     """
     cache_file = _cache()
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):  # absent or damaged: hash again
+        cache = {}
     found = {}
     for target in (root / path for path in paths):
         for file in [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file()):
@@ -68,11 +73,14 @@ def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
             if key not in cache:
                 cache[key] = sha256_file(file)
             found[file.relative_to(root).as_posix()] = cache[key]
+    partial = cache_file.with_name(f"{cache_file.name}.partial-{os.getpid()}-{threading.get_ident()}")
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(cache))
-    except OSError:
-        pass  # a read-only cache only costs re-hashing next time
+        partial.write_text(json.dumps(cache))
+        partial.replace(cache_file)  # atomic: processes hashing at once (partitions) never tear it
+    except OSError:  # a read-only cache only costs re-hashing next time
+        with contextlib.suppress(OSError):
+            partial.unlink()
     return found
 
 

@@ -1,6 +1,7 @@
 """Data folder verification and atomic preparation, on a hand-made artifacts list."""
 
 import hashlib
+import json
 import shutil
 from dataclasses import replace
 
@@ -36,6 +37,16 @@ def test_hashes_of_files_and_folders(bench):
     b, source = bench
     assert artifacts.problems(b, source) == []
     assert artifacts.tree_sha256(source / "cnn_eval.json") == hashlib.sha256(RECORDS.encode()).hexdigest()
+
+
+def test_a_damaged_hash_cache_is_rebuilt(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    artifacts._cache().parent.mkdir(parents=True, exist_ok=True)
+    artifacts._cache().write_text('{"cut sho')  # e.g. a write that was never finished
+    assert artifacts.file_hashes(tmp_path, ["f"]) == {"f": hashlib.sha256(b"abc").hexdigest()}
+    assert json.loads(artifacts._cache().read_text()) == {
+        f"{(tmp_path / 'f').resolve()}:3:{(tmp_path / 'f').stat().st_mtime_ns}": hashlib.sha256(b"abc").hexdigest()}
+    assert not list(artifacts._cache().parent.glob("*.partial-*"))
 
 
 def test_verify_names_missing_and_corrupt_files(bench, tmp_path):
