@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def cache_path(name: str, key: str) -> Path:
 
 
 def _store(path: Path, model: bytes) -> None:
-    partial = path.with_suffix(f".partial-{os.getpid()}")
+    partial = path.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")  # replicas build at once
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(model)
@@ -64,7 +65,7 @@ def _store(path: Path, model: bytes) -> None:
 
 class Session:
     """ONNX Runtime's CPU session over ``module`` exported (or read from the cache):
-    ``run(batch) -> the first output``. ``key`` names the weights; ``threads`` is the replica's
+    ``run(batch) -> y``. ``key`` names the weights; ``threads`` is the replica's
     share of the cores, as torch's own pool would get."""
 
     def __init__(self, module: Any, example: Any, name: str, key: str, threads: int) -> None:
