@@ -17,12 +17,10 @@ into place, so a data folder never holds a half-copied artifact.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import threading
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from pathlib import Path
 from harness import datadir
 from harness.errors import DataError
 from harness.registry import Benchmark
-from harness.util import sha256_file
+from harness.util import sha256_file, store_cache
 
 
 @dataclass(frozen=True)
@@ -73,14 +71,7 @@ def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
             if key not in cache:
                 cache[key] = sha256_file(file)
             found[file.relative_to(root).as_posix()] = cache[key]
-    partial = cache_file.with_name(f"{cache_file.name}.partial-{os.getpid()}-{threading.get_ident()}")
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(cache))
-        partial.replace(cache_file)  # atomic: processes hashing at once (partitions) never tear it
-    except OSError:  # a read-only cache only costs re-hashing next time
-        with contextlib.suppress(OSError):
-            partial.unlink()
+    store_cache(cache_file, json.dumps(cache).encode())  # processes hashing at once (partitions) never tear it
     return found
 
 

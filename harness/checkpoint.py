@@ -112,3 +112,13 @@ def read_state_dict(path: Path) -> OrderedDict:
     if all(k.startswith("module.") for k in tensors):
         tensors = OrderedDict((k.removeprefix("module."), v) for k, v in tensors.items())
     return tensors
+
+
+def load_into(model: Any, state: dict, path: Path, problem: str, fix: str) -> None:
+    """``model.load_state_dict(state)``; missing, unexpected or mis-shaped tensors raise a DataError
+    that names ``path``, the ``problem``, torch's first complaint and the ``fix``."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise DataError(f"{path} {problem} ({detail[:200]}): {fix}") from exc

@@ -15,16 +15,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import tempfile
-import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.datadir import cache_root
+from harness.util import store_cache
 
 FORMAT = 1  # bump when the export's options change, so that older cached files are not reused
 
@@ -52,30 +52,20 @@ def cache_path(name: str, key: str) -> Path:
     return cache_root() / "onnx" / f"{name}-{digest[:24]}.onnx"
 
 
-def _store(path: Path, model: bytes) -> None:
-    partial = path.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")  # replicas build at once
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(model)
-        partial.replace(path)  # atomic: a concurrent reader sees all of it or nothing
-    except OSError:
-        with contextlib.suppress(OSError):  # e.g. the cache folder is a file: nothing was written
-            partial.unlink()
-
-
 class Session:
-    """ONNX Runtime's CPU session over ``module`` exported (or read from the cache):
-    ``run(batch) -> y``. ``key`` names the weights; ``threads`` is the replica's
-    share of the cores, as torch's own pool would get."""
+    """ONNX Runtime's CPU session over the module ``build()`` returns, exported (or read from the
+    cache): ``run(batch) -> y``. ``key`` names the weights, so ``build`` (loading a checkpoint)
+    runs only when the cache has no export of them; ``threads`` is the replica's share of the
+    cores, as torch's own pool would get."""
 
-    def __init__(self, module: Any, example: Any, name: str, key: str, threads: int) -> None:
+    def __init__(self, build: Callable[[], Any], example: Any, name: str, key: str, threads: int) -> None:
         path = cache_path(name, key)
         try:
             self._session = self._open(path.read_bytes(), threads)
         except Exception:  # noqa: BLE001 - absent, cut short or unreadable: export again
-            model = export(module, example)
+            model = export(build(), example)
             self._session = self._open(model, threads)
-            _store(path, model)
+            store_cache(path, model)
 
     @staticmethod
     def _open(model: bytes, threads: int) -> Any:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,19 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def store_cache(path: Path, data: bytes) -> None:
+    """Write a cache file atomically (a concurrent reader, another process or replica thread, sees
+    all of it or nothing); a cache that cannot be written only costs recomputing next time."""
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):  # e.g. the cache folder is a file: nothing was written
+            partial.unlink()
 
 
 def read_json(path: Path, missing: str, kind: str) -> Any:

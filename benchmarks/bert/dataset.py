@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from harness.datadir import cache_root
 from harness.errors import DataError
-from harness.util import sha256_file
+from harness.util import sha256_file, store_cache
 
 DATASET_FILE = "dev-v1.1.json"
 MODEL_DIR = "model"
@@ -180,13 +179,7 @@ def cached_features(data_dir: Path, examples: list[Example]) -> list[Feature]:
     except Exception:  # noqa: BLE001 - absent, truncated or stale: rebuild it
         pass
     features = make_features(examples, load_tokenizer(data_dir))
-    partial = cache.with_suffix(f".partial-{os.getpid()}")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL))
-        partial.replace(cache)  # atomic: a concurrent reader sees all of it or nothing
-    except OSError:
-        partial.unlink(missing_ok=True)
+    store_cache(cache, pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL))
     return features
 
 

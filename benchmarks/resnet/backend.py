@@ -22,18 +22,24 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.checkpoint import load_into
 from harness.errors import DataError
 
 CHECKPOINT = "resnet50-19c8e357.pth"
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def load_state_dict(path: Path) -> dict:
-    import torch
-
+def checkpoint(data_dir: Path) -> Path:
+    path = data_dir / CHECKPOINT
     if not path.is_file():
         raise DataError(f"{path} is missing: put the MLPerf ResNet-50 PyTorch checkpoint ({CHECKPOINT}, "
                         f"zenodo 4588417) there, or run without --data to use the demo tier")
+    return path
+
+
+def load_state_dict(path: Path) -> dict:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
@@ -48,15 +54,9 @@ def network(data_dir: Path):
     """torchvision's ResNet-50 holding the checkpoint in ``data_dir``, in eval mode."""
     import torchvision
 
-    path = data_dir / CHECKPOINT
+    path = checkpoint(data_dir)
     model = torchvision.models.resnet50()
-    state = load_state_dict(path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
-        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-        raise DataError(f"{path} is not a torchvision ResNet-50 state dict ({detail[:200]}): use "
-                        f"{CHECKPOINT}") from exc
+    load_into(model, load_state_dict(path), path, "is not a torchvision ResNet-50 state dict", f"use {CHECKPOINT}")
     return model.eval()
 
 
@@ -100,9 +100,10 @@ class OnnxResnetBackend:
         from harness.artifacts import file_hashes
         from harness.onnxrt import Session
 
-        model = network(data_dir)
+        checkpoint(data_dir)  # a missing file is named before it is hashed
         key = file_hashes(data_dir, [CHECKPOINT])[CHECKPOINT]
-        self.session = Session(model, torch.zeros(2, 3, 224, 224), "resnet50", key, torch.get_num_threads())
+        self.session = Session(lambda: network(data_dir), torch.zeros(2, 3, 224, 224), "resnet50", key,
+                               torch.get_num_threads())
 
     def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         return _classes(self.session.run(np.stack(samples)))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.retinanet.dataset import ANNOTATIONS, SIZE, Sample, read_annotations
-from harness.checkpoint import read_state_dict
+from harness.checkpoint import load_into, read_state_dict
 from harness.errors import DataError
 
 CHECKPOINT = "resnext50_32x4d_fpn.pth"
@@ -107,12 +107,7 @@ class RetinanetBackend:
             raise DataError(f"{path} predicts {arch.num_classes} classes but {data_dir / ANNOTATIONS} has "
                             f"{categories} categories: the model and the dataset do not belong together")
         model = build(arch)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
-            detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
-            raise DataError(f"{path} does not fit a RetinaNet ResNeXt-FPN ({detail[:200]}): use the reference's "
-                            f"{CHECKPOINT}") from exc
+        load_into(model, state, path, "does not fit a RetinaNet ResNeXt-FPN", f"use the reference's {CHECKPOINT}")
         self.device = torch.device(device)
         self.dtype = getattr(torch, TORCH_DTYPES[dtype])
         self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
