@@ -26,14 +26,14 @@ def _isolated_roots(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
     """Build each benchmark's demo tier once per session: ``demo_data("gptj") -> Path``."""
-    from harness import datadir, registry
+    from harness import demo, registry
 
     built: dict[str, Path] = {}
 
     def get(benchmark_id: str) -> Path:
         if benchmark_id not in built:
             out = tmp_path_factory.getbasetemp() / "demo" / benchmark_id
-            built[benchmark_id] = datadir.build_demo(registry.get(benchmark_id), out, seed=0)
+            built[benchmark_id] = demo.build(registry.get(benchmark_id), out, seed=0)
         return built[benchmark_id]
 
     return get
@@ -48,3 +48,52 @@ def demo_copy(demo_data, tmp_path):
         return out
 
     return copy
+
+
+@pytest.fixture
+def demo_verdict():
+    """Our backend (batched) over the first ``n`` samples of a demo folder, scored as a run is, against
+    the demo's targets: ``demo_verdict("resnet", folder, n) -> (passed, evaluate.score(...))``. Resolve
+    the demo folder before patching anything: it must be built by the unperturbed pipeline."""
+    import numpy as np
+
+    from harness import evaluate, registry
+    from harness.rounds import load_round
+
+    def verdict(benchmark_id: str, folder: Path, n: int | None = None, batch: int = 8) -> tuple[bool, dict]:
+        bench = registry.get(benchmark_id)
+        dataset = bench.dataset.load(folder)
+        backend = bench.backend.load(folder, "cpu", "fp32")
+        dtype = np.dtype(bench.spec.payload_dtype)
+        indices = list(range(len(dataset) if n is None else n))
+        outputs = {}
+        for start in range(0, len(indices), batch):
+            chunk = indices[start:start + batch]
+            for index, out in zip(chunk, backend.predict([dataset[i] for i in chunk])):
+                outputs[index] = np.frombuffer(np.ascontiguousarray(out, dtype=dtype).tobytes(), dtype=dtype)
+        score = evaluate.score(bench, outputs, folder, load_round(), demo_tier=True)
+        return all(variant["passed"] for variant in score["variants"].values()), score
+
+    return verdict
+
+
+@pytest.fixture
+def make_manifest():
+    """A manifest with every field the harness checks when it reads one: ``make_manifest("gptj", image)``."""
+    import dataclasses
+    import hashlib
+
+    from harness.artifacts import listing_sha256
+    from harness.settings import RunConfig
+
+    def make(benchmark: str, image: dict | None = None, scenario: str = "Offline") -> dict:
+        settings = RunConfig(benchmark=benchmark, scenario=scenario, mode="accuracy", data_dir="/d", demo=True,
+                             user_conf="/u")
+        return {"schema": 1, "command": ["harness", "run", benchmark], "benchmark": benchmark, "round": "v4.1",
+                "settings": dataclasses.asdict(settings), "image": image, "loadgen": None, "device": {},
+                "packages": {}, "harness": {"version": "0.1.0", "git_commit": None, "dirty": None,
+                                            "code_sha256": "0" * 64},
+                "user_conf": {"text": "", "sha256": hashlib.sha256(b"").hexdigest()},
+                "inputs": {"data_dir": "/d", "demo": True, "tree_sha256": listing_sha256({}), "files": {}}}
+
+    return make

@@ -4,23 +4,21 @@
   when every artifact of the benchmark's ``artifacts.toml`` is there; a run checks them (and
   their recorded sha256) first and refuses missing or corrupt ones.
 * Demo tier: with no real data, a run uses (and builds once, offline) the benchmark's demo data
-  under ``$HARNESS_CACHE/demo/<id>-seed<seed>`` (default ``~/.cache/mlperf-harness``). A demo
-  folder carries ``DEMO.json``; results produced on it are flagged demo and can never be packaged.
+  under ``$HARNESS_CACHE/demo/<id>-seed<seed>`` (default ``~/.cache/mlperf-harness``; see
+  ``harness.demo``). A demo folder carries ``DEMO.json``; results produced on it are flagged demo,
+  judged against the reference execution's score, and can never be packaged.
 * Results: ``--out DIR``, else a new folder under ``$HARNESS_RESULTS`` (default ``./results``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from pathlib import Path
 
+from harness import demo
 from harness.errors import DataError, HarnessError
 from harness.registry import Benchmark
-
-DEMO_MARKER = "DEMO.json"
 
 
 def data_root() -> Path:
@@ -33,10 +31,6 @@ def results_root() -> Path:
 
 def cache_root() -> Path:
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "mlperf-harness"))
-
-
-def is_demo(folder: Path) -> bool:
-    return (folder / DEMO_MARKER).is_file()
 
 
 def _paths(bench: Benchmark) -> list[str]:
@@ -60,31 +54,12 @@ def _checked(bench: Benchmark, folder: Path) -> Path:
     return folder.resolve()
 
 
-def build_demo(bench: Benchmark, out: Path, seed: int = 0) -> Path:
-    """Build the demo tier into ``out`` (which must not exist), atomically."""
-    if out.exists():
-        raise HarnessError(f"{out} already exists; nothing is overwritten. Choose another --out or remove it")
-    _make(out.parent, parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    _make(tmp)
-    try:
-        bench.demo.build(tmp, seed=seed)
-        marker = {"benchmark": bench.spec.id, "seed": seed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "note": "synthetic data and a random-weight model; not for MLPerf results"}
-        (tmp / DEMO_MARKER).write_text(json.dumps(marker, indent=2))
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, bool]:
     """Return (data folder, is_demo) for a run."""
     if data is not None:
         if not data.is_dir():
             raise DataError(f"--data {data} is not a folder")
-        if is_demo(data):
+        if demo.is_demo(data):
             return data.resolve(), True
         missing = missing_real(bench, data)
         if missing:
@@ -94,14 +69,14 @@ def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, b
     real = data_root() / bench.spec.id
     if real.is_dir() and any((real / a).exists() for a in _paths(bench)):
         return _checked(bench, real), False
-    demo = cache_root() / "demo" / f"{bench.spec.id}-seed{seed}"
-    if not is_demo(demo):
-        print(f"building the {bench.spec.id} demo tier in {demo} (offline, once)", flush=True)
-        build_demo(bench, demo, seed)
-    return demo.resolve(), True
+    folder = cache_root() / "demo" / f"{bench.spec.id}-seed{seed}"
+    if not demo.is_demo(folder):
+        print(f"building the {bench.spec.id} demo tier in {folder} (offline, once)", flush=True)
+        demo.build(bench, folder, seed)
+    return folder.resolve(), True
 
 
-def _make(folder: Path, **options: bool) -> None:
+def make_folder(folder: Path, **options: bool) -> None:
     try:
         folder.mkdir(**options)
     except OSError as exc:  # not writable, read-only file system, a file in the way
@@ -114,10 +89,10 @@ def new_run_dir(out: Path | None, name: str) -> Path:
     if out is not None:
         if out.exists():
             raise HarnessError(f"run folder {out} already exists; nothing is overwritten. Choose a new --out")
-        _make(out, parents=True)
+        make_folder(out, parents=True)
         return out.resolve()
     root = results_root()
-    _make(root, parents=True, exist_ok=True)
+    make_folder(root, parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         candidate = root / f"{name}-{stamp}{'' if n == 1 else f'-{n}'}"

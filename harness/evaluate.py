@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import logs
+from harness import demo, logs
 from harness.errors import DataError
 from harness.registry import Benchmark
 from harness.rounds import Round
@@ -85,9 +85,12 @@ def performance(log_dir: Path, scenario: str, rnd: Round, seeds: dict[str, int] 
     }
 
 
-def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round) -> dict[str, Any]:
-    """Score decoded outputs (dataset index -> payload) and check every accuracy variant's targets."""
+def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier: bool = False) -> dict[str, Any]:
+    """Score decoded outputs (dataset index -> payload) and check every accuracy variant's targets:
+    the round's, or on the demo tier the round's ratios of the reference execution's score on the
+    same samples (``harness.demo``)."""
     metrics = bench.accuracy.score(outputs, data_dir)
+    reference = demo.reference_metrics(bench, data_dir, list(outputs)) if demo_tier else None
     n = len(outputs)
     variants = {}
     for name in bench.spec.mlperf_names:
@@ -96,12 +99,16 @@ def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round) -> dict[s
             if target.metric not in metrics:
                 raise DataError(f"the {bench.spec.id} scorer returned no {target.metric!r}, which round "
                                 f"{rnd.name} requires for {name}")
+            if reference is not None:
+                target = demo.target(target, reference[target.metric])
             checks.append(target.check(float(metrics[target.metric]), n, bench.spec.dataset_size))
         variants[name] = {"passed": all(c.passed for c in checks), "checks": [dataclasses.asdict(c) for c in checks]}
-    return {"samples": n, "full_dataset": n == bench.spec.dataset_size, "metrics": metrics, "variants": variants}
+    return {"samples": n, "full_dataset": n == bench.spec.dataset_size and not demo_tier, "metrics": metrics,
+            "variants": variants, "targets": demo.TARGETS if demo_tier else f"MLPerf {rnd.name} targets"}
 
 
-def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start: int, expected: int) -> dict[str, Any]:
+def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start: int, expected: int,
+             demo_tier: bool = False) -> dict[str, Any]:
     """Score ``log_dir``'s accuracy log; LoadGen index i is dataset index ``start + i``.
 
     The caller writes ``accuracy.txt`` from ``bench.accuracy.accuracy_text(result["metrics"])``.
@@ -113,7 +120,7 @@ def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start:
         raise DataError(f"{log_dir / logs.ACCURACY} covers {len(local)} of {expected} samples; missing "
                         f"{listing(missing)}")
     outputs = {start + i: payload for i, payload in local.items()}
-    result = score(bench, outputs, data_dir, rnd)
+    result = score(bench, outputs, data_dir, rnd, demo_tier)
     detail = logs.read_detail(log_dir / logs.DETAIL)
     result["problems"] = loadgen_problems(detail, rnd) + sut_problems(sut_stats(log_dir))
     return result

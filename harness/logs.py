@@ -89,10 +89,22 @@ def read_accuracy(path: Path) -> list[AccuracyRecord]:
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or "qsl_idx" not in entry or "data" not in entry:
             raise DataError(f"{path}: record {n} lacks qsl_idx or data")
+        if not isinstance(entry["qsl_idx"], int) or isinstance(entry["qsl_idx"], bool):
+            raise DataError(f"{path}: record {n} has qsl_idx {entry['qsl_idx']!r}, not a whole number")
         if not isinstance(entry["data"], str) or not _HEX.match(entry["data"]) or len(entry["data"]) % 2:
             raise DataError(f"{path}: record {n} (qsl_idx {entry['qsl_idx']}) has data that is not hex bytes")
-        records.append(AccuracyRecord(int(entry["qsl_idx"]), bytes.fromhex(entry["data"])))
+        records.append(AccuracyRecord(entry["qsl_idx"], bytes.fromhex(entry["data"])))
     return records
+
+
+def write_accuracy(path: Path, entries: list[tuple[int, bytes | np.ndarray]]) -> None:
+    """An accuracy log in LoadGen's format (``seq_id``, ``qsl_idx``, upper-case hex ``data``)."""
+    def hex_bytes(data: bytes | np.ndarray) -> str:
+        return (data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()).hex().upper()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"seq_id": n, "qsl_idx": int(index), "data": hex_bytes(data)}
+                                for n, (index, data) in enumerate(entries)], indent=0))
 
 
 def decode_outputs(records: list[AccuracyRecord], dtype: str, sample_count: int,

@@ -28,7 +28,8 @@ def table(rows: list[list[str]]) -> str:
 
 
 def accuracy_section(acc: dict[str, Any]) -> str:
-    head = f"Accuracy ({acc['samples']:,} samples{'' if acc.get('full_dataset') else ', NOT the full dataset'})"
+    head = (f"Accuracy ({acc['samples']:,} samples{'' if acc.get('full_dataset') else ', NOT the full dataset'}; "
+            f"{acc.get('targets', 'MLPerf targets')})")
     rows = [["variant", "metric", "result", "target", "ratio", "status", "note"]]
     for name, variant in acc["variants"].items():
         for c in variant["checks"]:
@@ -78,6 +79,8 @@ def render(result: dict[str, Any]) -> str:
             f" x{s['n_devices']}  batch={s['batch_size']}"
             + (f"/{s['batch_tokens']} tokens" if s.get("batch_tokens") else ""))
     parts = [head, f"run folder: {result['run_dir']}"]
+    if result.get("incomplete"):
+        parts.insert(1, incomplete_line(result))
     if result.get("demo"):
         parts.insert(0, DEMO_BANNER)
     if s.get("null_backend"):
@@ -97,6 +100,10 @@ def render(result: dict[str, Any]) -> str:
     if result.get("demo"):
         parts.append(DEMO_BANNER)
     return "\n\n".join(parts) + "\n"
+
+
+def incomplete_line(result: dict[str, Any]) -> str:
+    return f"INCOMPLETE RUN: {result['incomplete']['reason']}. What follows is what finished before it ended."
 
 
 # -- reports over several runs: rows (CSV/JSON), markdown, HTML -----------------------------------
@@ -168,7 +175,8 @@ def overview(results: list[dict[str, Any]]) -> list[list[str]]:
         variants = (result.get("accuracy") or {}).get("variants", {})
         accuracy = ", ".join(f"{n} {'PASS' if v['passed'] else 'FAIL'}" for n, v in variants.items())
         found = main_result(result)
-        lines.append([Path(result["run_dir"]).name + (" (demo)" if result.get("demo") else ""), result["benchmark"],
+        tags = [tag for tag, on in (("demo", result.get("demo")), ("INCOMPLETE", result.get("incomplete"))) if on]
+        lines.append([Path(result["run_dir"]).name + (f" ({', '.join(tags)})" if tags else ""), result["benchmark"],
                       result["settings"]["scenario"], result["settings"]["mode"], accuracy or "-",
                       (result.get("performance") or {}).get("validity", "-"),
                       f"{_num(found[1])} {found[2]}" if found else "-", compliance_verdict(result)])
@@ -192,9 +200,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
         s = result["settings"]
         parts.append(f"## {Path(result['run_dir']).name}\n\n{result['benchmark']} ({', '.join(result['mlperf_names'])}),"
                      f" {s['scenario']}, {s['mode']}, round {result['round']}, {s['dtype']} on {s['device']} x"
-                     f"{s['n_devices']}" + (f"\n\n> **{DEMO_BANNER.strip('* ')}**" if result.get("demo") else ""))
+                     f"{s['n_devices']}" + (f"\n\n> **{DEMO_BANNER.strip('* ')}**" if result.get("demo") else "")
+                     + (f"\n\n> **{incomplete_line(result)}**" if result.get("incomplete") else ""))
         accuracy = [r for r in rows(result) if r["kind"] == "AccuracyMode"]
         if accuracy:
+            parts.append(f"Accuracy, {result['accuracy'].get('targets', 'MLPerf targets')}:")
             parts.append(markdown_table([["variant", "metric", "result", "target", "ratio", "status"]] + [
                 [r["mlperf_name"], r["metric"], _num(r["value"]), _num(r["threshold"]), f"{r['ratio']:.3f}",
                  r["status"]] for r in accuracy]))
@@ -262,8 +272,11 @@ def html(results: list[dict[str, Any]]) -> str:
                    f"</p>"]
         if result.get("demo"):
             section.append(f"<p class=\"demo\">{escape(DEMO_BANNER)}</p>")
+        if result.get("incomplete"):
+            section.append(f"<p class=\"demo\">{escape(incomplete_line(result))}</p>")
         accuracy = [r for r in rows(result) if r["kind"] == "AccuracyMode"]
         if accuracy:
+            section.append(f"<p>Accuracy, {escape(result['accuracy'].get('targets', 'MLPerf targets'))}:</p>")
             section.append(html_table([["variant", "metric", "result", "target", "ratio", "status"]] + [
                 [r["mlperf_name"], r["metric"], _num(r["value"]), _num(r["threshold"]), f"{r['ratio']:.3f}",
                  r["status"]] for r in accuracy], status_column=5))

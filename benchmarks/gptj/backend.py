@@ -165,7 +165,7 @@ def _beam_cache(n_layers: int, beams: int):
 
 
 class GptjBackend:
-    def __init__(self, data_dir: Path, device: str, dtype: str) -> None:
+    def __init__(self, data_dir: Path, device: str, dtype: str, as_reference: bool = False) -> None:
         import torch
         from transformers import GPTJForCausalLM
 
@@ -176,9 +176,10 @@ class GptjBackend:
         self.device = torch.device(device)
         self.model = GPTJForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]))
         self.model.to(self.device).eval()
-        for layer in self.model.transformer.h:
-            layer.attn._attn = types.MethodType(_fused_attention, layer.attn)
-        self.beam_cache = True  # False: transformers' default cache (which the eager attention needs)
+        if not as_reference:
+            for layer in self.model.transformer.h:
+                layer.attn._attn = types.MethodType(_fused_attention, layer.attn)
+        self.beam_cache = not as_reference  # False: transformers' default cache (which the eager attention needs)
 
     def predict(self, samples: list[np.ndarray], **overrides) -> list[np.ndarray]:
         import torch
@@ -208,3 +209,9 @@ class GptjBackend:
 
 def load(data_dir: Path, device: str, dtype: str) -> GptjBackend:
     return GptjBackend(data_dir, device, dtype)
+
+
+def load_reference(data_dir: Path, device: str, dtype: str) -> GptjBackend:
+    """The same model run as the reference runs it: transformers' eager attention and its default
+    cache (the reference's batch is one sample)."""
+    return GptjBackend(data_dir, device, dtype, as_reference=True)

@@ -4,7 +4,9 @@ The model is the real ``GPTJForCausalLM`` architecture (2 layers, 64 wide, 2048 
 1919-token prompt plus 128 new tokens fits) saved with ``save_pretrained``; the tokenizer is a
 byte-level BPE trained here on the synthetic articles, with GPT-J's convention that
 ``<|endoftext|>`` is BOS, EOS, UNK and pad. Articles are deterministic for a seed; every eighth
-is long enough to be truncated at 1919 tokens, and some carry non-ASCII text.
+is long enough to be truncated at 1919 tokens, and some carry non-ASCII text. Each record's
+reference summary (``output``) is what the reference execution generates for it, decoded as the
+scorer decodes (``ground_truth``; see ``harness.demo``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.gptj.dataset import DATASET_FILE, MODEL_DIR
 
@@ -90,3 +94,16 @@ def build(out: Path, seed: int = 0, n_samples: int = 64) -> None:
     model.save_pretrained(out / MODEL_DIR)
     tokenizer.save_pretrained(out / MODEL_DIR)
     (out / "user.conf").write_text(DEMO_USER_CONF)
+
+
+def ground_truth(out: Path, outputs: dict[int, np.ndarray]) -> None:
+    """Make each record's reference summary the reference execution's generation, decoded with
+    special tokens skipped as the scorer decodes predictions."""
+    from benchmarks.gptj.dataset import load_tokenizer
+
+    path = out / DATASET_FILE
+    records = json.loads(path.read_text(encoding="utf-8"))
+    tokenizer = load_tokenizer(out)
+    for index, record in enumerate(records):
+        record["output"] = tokenizer.decode(outputs[index].tolist(), skip_special_tokens=True)
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -18,7 +18,8 @@ The size comes from the tensors' shapes (blocks per stage, groups, width per gro
 classes): the real checkpoint is ResNeXt50-32x4d, 256 channels, 264 classes; the demo tier's model
 is the same code, smaller.
 
-Convolutions run in channels-last layout (faster on CPU and GPU; the same function).
+Convolutions run in channels-last layout (faster on CPU and GPU; the same function); the
+reference's NCHW layout is ``load_reference``.
 
 Response, as ``PostProcessOpenImagesRetinanet`` writes it: per detection in score order, stopping
 at the first score below 0.05, seven float32 ``[qsl_idx, ymin/800, xmin/800, ymax/800, xmax/800,
@@ -93,7 +94,7 @@ def payload(index: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarra
 
 
 class RetinanetBackend:
-    def __init__(self, data_dir: Path, device: str, dtype: str) -> None:
+    def __init__(self, data_dir: Path, device: str, dtype: str, as_reference: bool = False) -> None:
         import torch
 
         path = data_dir / CHECKPOINT
@@ -110,7 +111,8 @@ class RetinanetBackend:
         load_into(model, state, path, "does not fit a RetinaNet ResNeXt-FPN", f"use the reference's {CHECKPOINT}")
         self.device = torch.device(device)
         self.dtype = getattr(torch, TORCH_DTYPES[dtype])
-        self.model = model.to(self.device, self.dtype, memory_format=torch.channels_last).eval()
+        layout = torch.contiguous_format if as_reference else torch.channels_last
+        self.model = model.to(self.device, self.dtype, memory_format=layout).eval()
 
     def predict(self, samples: list[Sample]) -> list[np.ndarray]:
         import torch
@@ -127,3 +129,8 @@ class RetinanetBackend:
 
 def load(data_dir: Path, device: str, dtype: str) -> RetinanetBackend:
     return RetinanetBackend(data_dir, device, dtype)
+
+
+def load_reference(data_dir: Path, device: str, dtype: str) -> RetinanetBackend:
+    """The same model run as the reference runs it: NCHW layout (the reference's batch is one image)."""
+    return RetinanetBackend(data_dir, device, dtype, as_reference=True)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from harness import cli, evaluate, registry
+from harness import cli, demo, evaluate, logs, registry
 from harness.rounds import load_round
 
 BENCHMARKS = sorted(registry.discover())
@@ -62,6 +62,29 @@ def test_scorer_handles_a_hand_made_accuracy_log(bench_id, demo_data, tmp_path):
         metrics = [c["metric"] for c in result["variants"][name]["checks"]]
         assert metrics and all(type(result["metrics"][m]) in (int, float) for m in metrics)
     assert "np." not in bench.accuracy.accuracy_text(result["metrics"])
+
+
+@pytest.mark.parametrize("bench_id", BENCHMARKS)
+def test_the_demo_truth_is_the_reference_execution_and_judges_agreement(bench_id, demo_data):
+    """The demo rule (harness.demo), for every benchmark: ground truth written from what
+    load_reference answers, the reference's responses kept for every sample, the reference
+    scoring its best (and more than zero) on them, empty answers failing the demo targets."""
+    bench = registry.get(bench_id)
+    data = demo_data(bench_id)
+    assert callable(bench.backend.load_reference) and callable(bench.demo.ground_truth)
+    n = len(bench.dataset.load(data))
+    records = logs.read_accuracy(data / demo.REFERENCE_LOG)
+    assert [r.qsl_idx for r in records] == list(range(n))
+    outputs = logs.decode_outputs(records, bench.spec.payload_dtype, n)
+    own = evaluate.score(bench, outputs, data, load_round(), demo_tier=True)
+    assert own["targets"] == demo.TARGETS and own["full_dataset"] is False
+    for variant in own["variants"].values():
+        assert variant["passed"] and all(c["value"] > 0 and c["ratio"] > 1 for c in variant["checks"])
+    marker = json.loads((data / demo.MARKER).read_text())
+    assert marker["reference_metrics"] == json.loads(json.dumps(own["metrics"], default=float))
+    empty = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(n)}, data, load_round(),
+                           demo_tier=True)
+    assert not any(variant["passed"] for variant in empty["variants"].values())
 
 
 @pytest.mark.parametrize("scenario", ["Offline", "Server"])

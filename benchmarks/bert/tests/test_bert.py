@@ -198,3 +198,24 @@ def test_demo_runs_accuracy_and_a_short_performance_test(data, tmp_path):
     assert result["accuracy"]["full_dataset"] is False and result["accuracy"]["metrics"]["questions"] == 45
     text = (tmp_path / "run" / "accuracy" / "accuracy.txt").read_text()
     assert text.startswith('{"exact_match": ') and '"f1": ' in text
+
+
+def test_the_demo_answers_are_the_reference_s_spans_at_several_positions(data):
+    squad = json.loads((data / dataset.DATASET_FILE).read_text(encoding="utf-8"))
+    paragraphs = [p for a in squad["data"] for p in a["paragraphs"]]
+    answers = [(p["context"], qa["answers"]) for p in paragraphs for qa in p["qas"]]
+    assert all(len(a) == 1 and c[a[0]["answer_start"]:].startswith(a[0]["text"]) for c, a in answers)
+    assert len({a[0]["answer_start"] for _, a in answers}) >= 15 and len({a[0]["text"] for _, a in answers}) >= 15
+    ds = dataset.load(data)
+    reference = backend.load_reference(data, "cpu", "fp32")
+    first = [i for i, f in enumerate(ds.features) if f.example_index == 0]
+    assert accuracy.predict_text(ds.examples[0], [ds.features[i] for i in first],
+                                 [reference.predict([ds[i]])[0] for i in first]) == answers[0][1][0]["text"]
+
+
+def test_the_demo_passes_and_a_shorter_truncation_fails(data, demo_verdict, monkeypatch):
+    ok, score = demo_verdict("bert", data)
+    assert ok and score["metrics"]["f1"] == 100.0
+    monkeypatch.setattr(backend, "width", lambda sample: 64)  # every feature cut to 64 tokens
+    ok, score = demo_verdict("bert", data)
+    assert not ok and score["metrics"]["f1"] < 99

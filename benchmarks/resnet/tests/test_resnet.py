@@ -55,8 +55,9 @@ def test_preprocessing_is_the_reference_bits(data):
 
 def test_demo_is_deterministic_and_varied(data, tmp_path):
     demo.build(tmp_path, seed=0, n_samples=8)
-    assert (tmp_path / "imagenet" / "val_map.txt").read_text() == \
-        "\n".join((data / "imagenet" / "val_map.txt").read_text().splitlines()[:8]) + "\n"
+    names = [line.split()[0] for line in (data / "imagenet" / "val_map.txt").read_text().splitlines()[:8]]
+    assert [line.split()[0] for line in (tmp_path / "imagenet" / "val_map.txt").read_text().splitlines()] == names
+    assert all((tmp_path / "imagenet" / n).read_bytes() == (data / "imagenet" / n).read_bytes() for n in names)
     shapes = {cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape for p in (tmp_path / "imagenet").glob("*.JPEG")}
     assert any(len(s) == 2 for s in shapes)  # grayscale files
     assert any(s[0] > s[1] for s in shapes) and any(s[0] < s[1] for s in shapes) and any(max(s[:2]) < 256 for s in shapes)
@@ -117,6 +118,8 @@ def test_onnx_runtime_computes_the_eager_network_and_ignores_batch_company(data)
     ("ILSVRC2012_val_00000001.JPEG 1000", "label 1000 is not an ImageNet class"),
     ("ILSVRC2012_val_00000001.JPEG", "expected '<image file> <label>'"),
     ("missing.JPEG 3", r"1 image\(s\) listed in .* e.g. .*missing.JPEG"),
+    ("../../../etc/passwd 3", "'../../../etc/passwd' is not a plain file name"),  # the data folder is untrusted
+    ("/etc/passwd 3", "'/etc/passwd' is not a plain file name"),
 ])
 def test_bad_label_files_are_named(line, message, demo_copy):
     root = demo_copy("resnet")
@@ -169,3 +172,19 @@ def test_demo_runs_offline_accuracy_and_performance(data, tmp_path):
     assert result["accuracy"]["metrics"]["total"] == 16
     text = (tmp_path / "run" / "accuracy" / "accuracy.txt").read_text()
     assert text.startswith("accuracy=") and text.endswith(", total=16\n")
+
+
+def test_the_demo_labels_are_the_reference_s_varied_classes(data):
+    labels = [label for _, label in dataset.read_val_map(data)]
+    reference = backend.load_reference(data, "cpu", "fp32")
+    ds = dataset.load(data)
+    assert [int(reference.predict([ds[i]])[0][0]) for i in range(0, 64, 8)] == labels[::8]
+    assert len(set(labels)) >= 10  # a classifier answering one class for every image would prove nothing
+
+
+def test_the_demo_passes_and_a_wrong_normalisation_fails(data, demo_verdict, monkeypatch):
+    ok, score = demo_verdict("resnet", data)
+    assert ok and score["metrics"]["acc"] == 100.0 and score["targets"].startswith("demo targets")
+    monkeypatch.setattr(dataset, "MEAN", np.full((3, 1, 1), 0.5, dtype=np.float32))  # not ImageNet's mean
+    ok, score = demo_verdict("resnet", data)
+    assert not ok and score["metrics"]["acc"] < 99

@@ -67,6 +67,8 @@ def test_an_image_of_another_size_than_annotated_is_named(tmp_path):
     (lambda c: c | {"annotations": [c["annotations"][0] | {"image_id": 999}]}, "refers to an image id"),
     (lambda c: c | {"annotations": [c["annotations"][0] | {"category_id": 99}]}, "has category 99"),
     (lambda c: {"images": c["images"]}, "not a COCO annotation file"),
+    (lambda c: c | {"images": [c["images"][0] | {"file_name": "../../../../etc/passwd"}]}, "not a plain file name"),
+    (lambda c: c | {"images": [c["images"][0] | {"height": "480"}]}, "not a positive whole number"),
 ])
 def test_bad_annotation_files_are_named(damage, message, demo_copy):
     root = demo_copy("retinanet")
@@ -88,8 +90,8 @@ def test_missing_images_are_named(demo_copy):
 
 def test_demo_is_deterministic_and_varied(data, tmp_path):
     demo.build(tmp_path, seed=0, n_samples=24)
-    assert (tmp_path / dataset.ANNOTATIONS).read_text() == (data / dataset.ANNOTATIONS).read_text()
     images = json.loads((data / dataset.ANNOTATIONS).read_text())["images"]
+    assert json.loads((tmp_path / dataset.ANNOTATIONS).read_text())["images"] == images
     assert [i["file_name"] for i in images] == sorted(i["file_name"] for i in images)
     assert [i["id"] for i in images] == list(range(1, 25))
     shapes = {cv2.imread(str(dataset.load(data).path(i)), cv2.IMREAD_UNCHANGED).shape for i in range(24)}
@@ -230,3 +232,26 @@ def test_demo_runs_offline_accuracy_and_performance(data, tmp_path):
     assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
     assert result["accuracy"]["metrics"]["images"] == 4 and result["accuracy"]["metrics"]["detections"] > 0
     assert (tmp_path / "run" / "accuracy" / "accuracy.txt").read_text().startswith("mAP=")
+
+
+def test_the_demo_boxes_are_the_reference_s_detections_of_several_sizes(data):
+    coco = json.loads((data / dataset.ANNOTATIONS).read_text())
+    reference = backend.load_reference(data, "cpu", "fp32")
+    ds = dataset.load(data)
+    found = accuracy.detections({1: reference.predict([ds[1]])[0]}, coco["images"])
+    truth = [a for a in coco["annotations"] if a["image_id"] == coco["images"][1]["id"]]
+    assert [(d["category_id"], d["bbox"]) for d in found] == [(a["category_id"], a["bbox"]) for a in truth]
+    boxes = coco["annotations"]
+    assert len({a["image_id"] for a in boxes}) >= 12 and len({a["category_id"] for a in boxes}) >= 6
+    sizes = {round(a["bbox"][2]) for a in boxes} | {round(a["bbox"][3]) for a in boxes}
+    assert len(sizes) >= 20 and max(sizes) > 4 * min(sizes)
+
+
+def test_the_demo_passes_and_a_wrong_scale_fails(data, demo_verdict, monkeypatch):
+    ok, score = demo_verdict("retinanet", data, n=8, batch=4)
+    assert ok and score["metrics"]["mAP"] == 100.0
+    original = dataset.preprocess
+    # pixels / 256 instead of / 255: a wrong normalisation constant
+    monkeypatch.setattr(dataset, "preprocess", lambda *args: original(*args) * np.float32(255 / 256))
+    ok, score = demo_verdict("retinanet", data, n=8, batch=4)
+    assert not ok and score["metrics"]["mAP"] < 99
