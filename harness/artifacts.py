@@ -53,10 +53,12 @@ def _cache() -> Path:
     return datadir.cache_root() / "sha256-cache.json"
 
 
-def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
+def file_hashes(root: Path, paths: Iterable[str] = ("",), fresh: bool = False) -> dict[str, str]:
     """sha256 of every file under ``root / path`` for each path, by path relative to ``root``.
 
     Cached by resolved path, size and mtime (in the harness cache), so tens of GB are hashed once.
+    A file changed in place with its size and mtime kept (``touch -r``) looks unchanged to that
+    cache: ``fresh`` reads every file again (replay, ``verify --full``) and refreshes the cache.
     """
     cache_file = _cache()
     try:
@@ -68,7 +70,7 @@ def file_hashes(root: Path, paths: Iterable[str] = ("",)) -> dict[str, str]:
         for file in [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file()):
             stat = file.stat()
             key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-            if key not in cache:
+            if fresh or key not in cache:
                 cache[key] = sha256_file(file)
             found[file.relative_to(root).as_posix()] = cache[key]
     store_cache(cache_file, json.dumps(cache).encode())  # processes hashing at once (partitions) never tear it
@@ -80,14 +82,14 @@ def listing_sha256(hashes: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{h}  {p}\n" for p, h in sorted(hashes.items())).encode()).hexdigest()
 
 
-def tree_sha256(target: Path) -> str:
+def tree_sha256(target: Path, fresh: bool = False) -> str:
     """sha256 of a file, or of a folder's sorted ``<sha256>  <relative path>`` listing."""
     if target.is_file():
-        return file_hashes(target.parent, [target.name])[target.name]
-    return listing_sha256(file_hashes(target))
+        return file_hashes(target.parent, [target.name], fresh)[target.name]
+    return listing_sha256(file_hashes(target, fresh=fresh))
 
 
-def problems(bench: Benchmark, folder: Path) -> list[str]:
+def problems(bench: Benchmark, folder: Path, fresh: bool = False) -> list[str]:
     """Every missing or mismatched artifact in ``folder``, each with what to do."""
     found = []
     for a in artifacts(bench):
@@ -95,33 +97,66 @@ def problems(bench: Benchmark, folder: Path) -> list[str]:
         if not target.exists():
             found.append(f"{target} is missing ({a.kind}; source: {a.source}); put it there with "
                          f"`harness prepare {bench.spec.id} --from DIR`")
-        elif a.sha256 and (actual := tree_sha256(target)) != a.sha256:
+        elif a.sha256 and (actual := tree_sha256(target, fresh)) != a.sha256:
             found.append(f"{target} is corrupt or another version: sha256 {actual}, expected {a.sha256}; "
                          f"replace it from {a.source}")
     return found
 
 
-def require(bench: Benchmark, folder: Path) -> None:
+def require(bench: Benchmark, folder: Path, fresh: bool = False) -> None:
     """Raise DataError listing every missing or mismatched artifact in ``folder``."""
-    found = problems(bench, folder)
+    found = problems(bench, folder, fresh)
     if found:
         raise DataError(f"{bench.spec.id} data in {folder} is not usable:\n  - " + "\n  - ".join(found))
 
 
-def verify(bench: Benchmark, folder: Path) -> str:
-    """A one-line verdict; raises DataError listing every problem. An empty folder means the demo tier."""
+def _readable(bench: Benchmark, folder: Path) -> int:
+    """The number of samples, once the dataset has read in its real format."""
+    return len(bench.dataset.load(folder))
+
+
+def verify(bench: Benchmark, folder: Path, full: bool = False) -> str:
+    """A one-line verdict; raises DataError listing every problem. An empty folder means the demo tier.
+    ``full``: hash every file again, whatever the hash cache says."""
     listed = artifacts(bench)
     if not folder.is_dir() or not any((folder / a.path).exists() for a in listed):
         return f"{folder}: no real {bench.spec.id} data; runs will use the demo tier"
-    require(bench, folder)
-    samples = len(bench.dataset.load(folder))  # the dataset must also read in its real format
+    require(bench, folder, full)
+    return _verdict(bench, folder, _readable(bench, folder), full)
+
+
+def _verdict(bench: Benchmark, folder: Path, samples: int, full: bool) -> str:
+    listed = artifacts(bench)
     hashed = sum(1 for a in listed if a.sha256)
-    return (f"{folder}: {len(listed)} {bench.spec.id} artifacts present, {hashed} verified by sha256; "
+    how = "read again and verified" if full else "verified"
+    return (f"{folder}: {len(listed)} {bench.spec.id} artifacts present, {hashed} {how} by sha256; "
             f"{samples} samples read")
 
 
+def copy_regular(source: Path, target: Path, root: Path) -> None:
+    """Copy a file or a folder of ``root`` as regular files and folders only: a link is followed
+    when it points inside ``root`` (its content is copied) and refused when it points outside, as
+    are devices, pipes and sockets, so a prepared data folder holds nothing but plain files."""
+    real = source.resolve()
+    if not real.is_relative_to(root.resolve()):
+        raise DataError(f"{source} is a link to {real}, outside {root}; copy the file itself into {root}")
+    if real.is_dir():
+        target.mkdir()
+        for child in sorted(source.iterdir()):
+            if child.is_symlink() and child.resolve().is_relative_to(real) and child.resolve().is_dir():
+                raise DataError(f"{child} is a link to a folder above it (a loop); remove the link")
+            copy_regular(child, target / child.name, root)
+    elif real.is_file():
+        shutil.copyfile(real, target)
+        shutil.copystat(real, target)
+    else:
+        raise DataError(f"{source} is not a regular file or folder (a device, pipe or socket); remove it")
+
+
 def prepare(bench: Benchmark, source: Path, folder: Path) -> str:
-    """Copy the artifacts from ``source`` into ``folder`` through a verified staging folder."""
+    """Copy the artifacts from ``source`` into ``folder`` through a staging folder that is checked
+    (every recorded sha256, and the dataset read in its real format) before anything is moved into
+    place; when anything fails, ``folder`` is left as it was."""
     if not source.is_dir():
         raise DataError(f"--from {source} is not a folder")
     listed = artifacts(bench)
@@ -131,18 +166,35 @@ def prepare(bench: Benchmark, source: Path, folder: Path) -> str:
     clashes = [a.path for a in listed if (folder / a.path).exists()]
     if clashes:
         raise DataError(f"{folder} already holds {', '.join(clashes)}; nothing is overwritten: remove them first")
-    stage = folder / f".staging-{os.getpid()}"
+    new = not folder.exists()
+    # beside a new folder, so that one rename puts it in place; inside an existing one (a volume's
+    # mount point cannot be replaced), each artifact is renamed into place
+    stage = folder.parent / f".{folder.name}.staging-{os.getpid()}" if new else folder / f".staging-{os.getpid()}"
+    moved: list[str] = []
     try:
         stage.mkdir(parents=True)
         for a in listed:
             (stage / a.path).parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if (source / a.path).is_dir() else shutil.copy2)(source / a.path, stage / a.path)
-        found = problems(bench, stage)
+            copy_regular(source / a.path, stage / a.path, source)
+        found = problems(bench, stage, fresh=True)
         if found:
             raise DataError(f"the copies from {source} do not verify:\n  - " + "\n  - ".join(found))
-        for a in listed:
-            (folder / a.path).parent.mkdir(parents=True, exist_ok=True)
-            (stage / a.path).rename(folder / a.path)
+        try:
+            samples = _readable(bench, stage)
+        except DataError as exc:
+            raise DataError(f"the dataset copied from {source} does not read, so nothing was put in {folder}: "
+                            f"{exc}") from exc
+        if new:
+            stage.rename(folder)
+        else:
+            for a in listed:
+                (folder / a.path).parent.mkdir(parents=True, exist_ok=True)
+                (stage / a.path).rename(folder / a.path)
+                moved.append(a.path)
+    except BaseException:
+        for path in reversed(moved):  # a rename that failed half-way: put back what was moved
+            (folder / path).rename(stage / path)
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return verify(bench, folder)
+    return _verdict(bench, folder, samples, True)

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
-from harness import datadir, evaluate, registry, report, runner, settings
-from harness.errors import HarnessError
+from harness import datadir, demo, evaluate, registry, report, runner, settings
+from harness.errors import HarnessError, Interrupted
 from harness.rounds import DEFAULT_ROUND, load_round
 from harness.settings import RunConfig
 from harness.spec import DTYPES, MODES, SCENARIOS
@@ -46,7 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     bench = registry.get(args.benchmark)
-    out = datadir.build_demo(bench, args.out, args.seed)
+    out = demo.build(bench, args.out, args.seed)
     print(f"wrote the {bench.spec.id} demo tier (seed {args.seed}) to {out}")
     return 0
 
@@ -64,10 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,
     )
     settings.validate(config, bench.spec)  # before any data is built or read
-    data_dir, demo = datadir.resolve(bench, args.data, args.seed)
+    data_dir, is_demo = datadir.resolve(bench, args.data, args.seed)
     if args.user_conf is None and (data_dir / "user.conf").is_file():  # the demo tier ships short-run settings
         config = replace(config, user_conf=str(data_dir / "user.conf"))
-    result = runner.run(replace(config, data_dir=str(data_dir), demo=demo), args.out)
+    result = runner.run(replace(config, data_dir=str(data_dir), demo=is_demo), args.out)
     return 1 if args.check and not passed(result) else 0
 
 
@@ -79,15 +81,15 @@ def passed(result: dict) -> bool:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from harness.runs import read_run
+
     run_dir = args.run_dir
-    source = run_dir / "result.json"
-    if not source.is_file():
-        raise HarnessError(f"{run_dir} has no result.json; pass a run folder made by `harness run` or `harness merge`")
-    result = json.loads(source.read_text())
+    result = read_run(run_dir).finished().result
     bench = registry.get(result["benchmark"])
     data_dir = args.data or Path(result["settings"]["data_dir"])
     acc_dir = run_dir / "accuracy"
-    accuracy = evaluate.accuracy(bench, acc_dir, data_dir, load_round(result["round"]), 0, result["samples"])
+    accuracy = evaluate.accuracy(bench, acc_dir, data_dir, load_round(result["round"]), 0, result["samples"],
+                                 result["demo"])
     text = bench.accuracy.accuracy_text(accuracy["metrics"])
     existing = acc_dir / "accuracy.txt"
     if not existing.exists():
@@ -103,7 +105,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from harness import artifacts
 
     bench = registry.get(args.benchmark)
-    print(artifacts.verify(bench, args.data or datadir.data_root() / bench.spec.id))
+    print(artifacts.verify(bench, args.data or datadir.data_root() / bench.spec.id, args.full))
     return 0
 
 
@@ -237,6 +239,8 @@ def parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a data folder against the benchmark's artifacts.toml")
     verify.add_argument("benchmark")
     verify.add_argument("--data", type=Path, help="data folder (default: ./data/<id>)")
+    verify.add_argument("--full", action="store_true",
+                        help="hash every file again (the hash cache trusts unchanged sizes and mtimes)")
     verify.set_defaults(fn=cmd_verify)
 
     prepare = sub.add_parser("prepare", help="copy real artifacts into a data folder, verified, atomically")
@@ -308,17 +312,36 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}", 128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     from harness import provenance
 
     argv = sys.argv[1:] if argv is None else argv
     provenance.record_command(argv)
     args = parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None  # `docker stop`, a time limit
     try:
         return args.fn(args)
+    except Interrupted as exc:
+        print(f"error: {exc}; the test processes were stopped", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("error: interrupted by Ctrl-C", file=sys.stderr)
+        return 130
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. a report into a folder that is not writable, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; check that the path exists and is writable", file=sys.stderr)
+        return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

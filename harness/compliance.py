@@ -72,7 +72,7 @@ class Reference:
 
 def find_reference(bench_id: str, scenario: str | None, test: str, folders: list[Path]) -> Reference:
     """The performance run (and, for TEST01, the accuracy run) among the given run folders."""
-    runs = [read_run(folder) for folder in folders]
+    runs = [read_run(folder).finished() for folder in folders]
     wanted = f"{bench_id} {scenario}" if scenario else bench_id
     for run in runs:
         if run.benchmark != bench_id or (scenario and run.scenario != scenario) or run.compliance:
@@ -98,7 +98,7 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
         raise HarnessError(f"unknown compliance test {test!r}; use one of {', '.join(TESTS)}")
     reference = find_reference(bench.spec.id, scenario, test, results)
     source = reference.performance
-    config = RunConfig.from_json((source.folder / "run.json").read_text())
+    config = RunConfig.from_json((source.folder / "run.json").read_text(), str(source.folder / "run.json"))
     rnd = load_round(config.round)
     rnd.check_loadgen()
     audit = rnd.audit_config(test, bench.spec.conf_key)
@@ -115,26 +115,24 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
     if config.demo and echo:
         print(report.DEMO_BANNER, flush=True)
     samples = source.result["samples"]
-    inputs = provenance.input_facts(bench, data_dir, config.demo)
-    runner.execute([Job(test, str(run_dir / RAW), "performance", 0, samples, devices, audit=audit)], run_dir,
-                   timeout_s)
-    performance = evaluate.performance(run_dir / RAW, config.scenario, rnd,
-                                       rnd.test05_seeds if test == "TEST05" else None)
-    checked = verify(test, bench, rnd, reference, run_dir / RAW, run_dir / test, data_dir)
-    if performance["reasons"]:  # the run itself must be one the checker accepts: no errors, the right seeds
-        checked["passed"] = False
-        checked["reasons"] += [f"this run: {reason}" for reason in performance["reasons"]]
-    applied = run_dir / RAW / "audit_settings.json"
-    compliance = {"test": test, "audit_config": audit, "audit_via": rnd.audit_via,
-                  "audit_settings": json.loads(applied.read_text()) if applied.is_file() else None,
-                  "reference": list(dict.fromkeys(str(r.folder) for r in (source, reference.accuracy) if r)),
-                  "required_by": [n for n in bench.spec.mlperf_names if test in rnd.compliance.get(n, ())]}
-    result = {
-        "benchmark": bench.spec.id, "mlperf_names": list(bench.spec.mlperf_names), "round": rnd.name,
-        "demo": config.demo, "run_dir": str(run_dir), "samples": samples, "settings": dataclasses.asdict(config),
-        "image": runner.image_info(), "performance": performance, "compliance": compliance | checked,
-    }
-    provenance.write(run_dir, provenance.manifest(bench, config, run_dir, inputs, result["image"]))
+    result = runner.header(bench, config, run_dir, samples, rnd)
+    with runner.finishing(run_dir, result, echo):
+        inputs = provenance.input_facts(bench, data_dir, config.demo)
+        runner.execute([Job(test, str(run_dir / RAW), "performance", 0, samples, devices, audit=audit)], run_dir,
+                       timeout_s)
+        performance = evaluate.performance(run_dir / RAW, config.scenario, rnd,
+                                           rnd.test05_seeds if test == "TEST05" else None)
+        checked = verify(test, bench, rnd, reference, run_dir / RAW, run_dir / test, data_dir)
+        if performance["reasons"]:  # the run itself must be one the checker accepts: no errors, the right seeds
+            checked["passed"] = False
+            checked["reasons"] += [f"this run: {reason}" for reason in performance["reasons"]]
+        applied = run_dir / RAW / "audit_settings.json"
+        compliance = {"test": test, "audit_config": audit, "audit_via": rnd.audit_via,
+                      "audit_settings": json.loads(applied.read_text()) if applied.is_file() else None,
+                      "reference": list(dict.fromkeys(str(r.folder) for r in (source, reference.accuracy) if r)),
+                      "required_by": [n for n in bench.spec.mlperf_names if test in rnd.compliance.get(n, ())]}
+        result |= {"performance": performance, "compliance": compliance | checked}
+        provenance.write(run_dir, provenance.manifest(bench, config, run_dir, inputs, result["image"]))
     runner.write_result(run_dir, result, echo)
     return result
 

@@ -23,3 +23,11 @@ class RoundMismatch(HarnessError):
 
 class RunFailed(HarnessError):
     """A LoadGen test process crashed, timed out or produced no logs."""
+
+
+class Interrupted(HarnessError):
+    """The harness was stopped by a signal (Ctrl-C, SIGTERM); ``exit_status`` is the shell's 128 + N."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status

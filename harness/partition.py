@@ -8,18 +8,40 @@ other devices or nodes. Merging refuses to score unless every sample appears exa
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness import datadir, evaluate, logs, registry
+from harness import datadir, evaluate, logs, registry, untrusted
 from harness.errors import DataError, HarnessError
+from harness.jobs import partition_range
 from harness.rounds import load_round
-from harness.util import listing
+from harness.runs import read_run
+from harness.settings import RunConfig
+from harness.util import listing, read_json
 
 META = "partition.json"
 SAME = ("benchmark", "round", "n_partitions", "n_samples", "payload_dtype", "demo")
+
+
+FIELDS = {"benchmark": str, "round": str, "n_partitions": int, "partition": int, "start": int, "stop": int,
+          "n_samples": int, "payload_dtype": str, "data_dir": str, "demo": bool}
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A partition.json, checked: its fields, its benchmark's payload type, and a slice that is the
+    one ``partition_range`` gives its partition (so no sample can be placed twice or outside)."""
+    meta = untrusted.record(read_json(path, f"{path} is missing", "a partition.json"), str(path), FIELDS)
+    bench = registry.get(meta["benchmark"])
+    load_round(meta["round"])
+    if meta["payload_dtype"] != bench.spec.payload_dtype:
+        raise untrusted.fail(str(path), f"payload_dtype {meta['payload_dtype']!r} is not {bench.spec.id}'s")
+    if not 0 <= meta["partition"] < meta["n_partitions"] <= meta["n_samples"] or (meta["start"], meta["stop"]) != \
+            partition_range(meta["n_samples"], meta["n_partitions"], meta["partition"]):
+        raise untrusted.fail(str(path), f"samples [{meta['start']}, {meta['stop']}) are not partition "
+                                        f"{meta['partition']} of {meta['n_partitions']} over {meta['n_samples']}")
+    return meta
 
 
 def find_partitions(dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
@@ -27,10 +49,13 @@ def find_partitions(dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     for d in dirs:
         if not d.is_dir():
             raise HarnessError(f"{d} is not a folder; pass run folders of partitioned accuracy runs")
+        run = d if (d / "result.json").is_file() else d.parent
+        if (run / "result.json").is_file() and (reason := read_run(run).incomplete):
+            raise HarnessError(f"{run} did not finish ({reason}); run its partition(s) again before merging")
         metas = [d / META] if (d / META).is_file() else sorted(d.glob(f"*/{META}"))
         if not metas:
             raise HarnessError(f"{d} holds no partition ({META}); pass run folders made with --n-partitions")
-        found += [(m.parent, json.loads(m.read_text())) for m in metas]
+        found += [(m.parent, read_meta(m)) for m in metas]
     return found
 
 
@@ -87,15 +112,15 @@ def merge(dirs: list[Path], out: Path, data: Path | None = None) -> dict[str, An
     run_dir = datadir.new_run_dir(out, "merge")
     acc_dir = run_dir / "accuracy"
     acc_dir.mkdir()
-    entries = [{"seq_id": n, "qsl_idx": r.qsl_idx, "data": r.data.hex().upper()} for n, r in enumerate(records)]
-    (acc_dir / logs.ACCURACY).write_text(json.dumps(entries, indent=0))
+    logs.write_accuracy(acc_dir / logs.ACCURACY, [(r.qsl_idx, r.data) for r in records])
     rnd = load_round(meta["round"])
     outputs = logs.decode_outputs(records, meta["payload_dtype"], meta["n_samples"], acc_dir / logs.ACCURACY)
-    accuracy = evaluate.score(bench, outputs, data_dir, rnd)
+    accuracy = evaluate.score(bench, outputs, data_dir, rnd, meta["demo"])
     accuracy["problems"] = [f"{folder.name}: {p}" for folder, _ in parts
                             for p in evaluate.sut_problems(evaluate.sut_stats(folder))]
     (acc_dir / "accuracy.txt").write_text(bench.accuracy.accuracy_text(accuracy["metrics"]))
-    settings = json.loads((parts[0][0].parent / "run.json").read_text())
+    run_json = parts[0][0].parent / "run.json"
+    settings = dataclasses.asdict(RunConfig.from_json(run_json.read_text(), str(run_json)))
     return {
         "benchmark": bench.spec.id, "mlperf_names": list(bench.spec.mlperf_names), "round": rnd.name,
         "demo": meta["demo"], "run_dir": str(run_dir), "samples": meta["n_samples"], "settings": settings,

@@ -27,9 +27,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import artifacts, logs, registry
+from harness import artifacts, logs, registry, untrusted
 from harness.errors import HarnessError
 from harness.registry import Benchmark
+from harness.settings import RunConfig
 from harness.util import read_json
 
 MANIFEST = "manifest.json"
@@ -101,10 +102,11 @@ def _tool(*command: str) -> str:
         return ""
 
 
-def input_facts(bench: Benchmark, data_dir: Path, demo: bool) -> dict[str, Any]:
-    """sha256 of every data and model file the run reads (the whole folder for the demo tier)."""
+def input_facts(bench: Benchmark, data_dir: Path, demo: bool, fresh: bool = False) -> dict[str, Any]:
+    """sha256 of every data and model file the run reads (the whole folder for the demo tier);
+    ``fresh``: read every file again instead of trusting the cache's size and mtime."""
     paths = [""] if demo else [a.path for a in artifacts.artifacts(bench)]
-    files = artifacts.file_hashes(data_dir, paths)
+    files = artifacts.file_hashes(data_dir, paths, fresh=fresh)
     return {"data_dir": str(data_dir), "demo": demo, "tree_sha256": artifacts.listing_sha256(files), "files": files}
 
 
@@ -138,8 +140,20 @@ def write(run_dir: Path, found: dict[str, Any]) -> None:
     (run_dir / MANIFEST).write_text(json.dumps(found, indent=2, default=str) + "\n")
 
 
+TOP = {"schema": int, "command": list, "benchmark": str, "round": str, "settings": dict, "harness": dict,
+       "image": (dict, type(None)), "loadgen": (dict, type(None)), "user_conf": dict, "inputs": dict,
+       "device": dict, "packages": dict}
+OPTIONAL = {"replay_of": str, "replay_differences": list}
+IMAGE = {"name": (str, type(None)), "git_commit": (str, type(None)), "lock_sha256": (str, type(None)),
+         "build_id": (str, type(None)), "locks": (list, type(None))}
+IMAGE_COLLECTED = {"id": str, "repo_digests": list, "resolved": str}
+
+
 def read(path: Path) -> dict[str, Any]:
-    """A manifest (or the manifest of a run folder); refuses another schema with a clear error."""
+    """A manifest (or the manifest of a run folder), checked field by field: it may come from
+    anyone, so a manifest of another schema, with fields missing, unexpected or of the wrong type,
+    with a digest that is not one, a file path that leaves its folder or a user.conf whose text
+    does not match its sha256 is refused with one clear error."""
     if path.is_dir():
         path = path / MANIFEST
     found = read_json(path, f"{path} does not exist: pass a run folder made by `harness run`, or its "
@@ -149,6 +163,31 @@ def read(path: Path) -> dict[str, Any]:
         raise HarnessError(f"{path} is a manifest of schema {schema!r}, written by another version of the harness; "
                            f"this one ({harness_version()}) reads schema {SCHEMA}: use the harness version that wrote "
                            f"it")
+    where = str(path)
+    untrusted.record(found, where, TOP, OPTIONAL)
+    config = RunConfig.from_dict(found["settings"], where)
+    if (found["benchmark"], found["round"]) != (config.benchmark, config.round):
+        raise untrusted.fail(where, "its benchmark and round differ from those of its settings")
+    conf = untrusted.record(found["user_conf"], f"{where} user_conf", {"text": str, "sha256": str})
+    if untrusted.sha256_hex(conf["sha256"], f"{where} user_conf") != hashlib.sha256(conf["text"].encode()).hexdigest():
+        raise untrusted.fail(where, "the user.conf text does not have the sha256 recorded with it")
+    inputs = untrusted.record(found["inputs"], f"{where} inputs",
+                              {"data_dir": str, "demo": bool, "tree_sha256": str, "files": dict})
+    for name, digest in inputs["files"].items():
+        untrusted.relative_path(name, f"{where} inputs")
+        untrusted.sha256_hex(digest, f"{where} inputs {name}")
+    if untrusted.sha256_hex(inputs["tree_sha256"], f"{where} inputs") != artifacts.listing_sha256(inputs["files"]):
+        raise untrusted.fail(where, "the tree sha256 of its inputs is not that of the files it lists")
+    facts = untrusted.record(found["harness"], f"{where} harness", {"version": str, "git_commit": (str, type(None)),
+                             "dirty": (bool, type(None)), "code_sha256": str})
+    untrusted.sha256_hex(facts["code_sha256"], f"{where} harness code_sha256")
+    if found["image"] is not None:
+        untrusted.record(found["image"], f"{where} image", IMAGE, IMAGE_COLLECTED)
+    if found["loadgen"] is not None:
+        untrusted.record(found["loadgen"], f"{where} loadgen", {"version": str, "git_commit": (str, type(None)),
+                         "git_status": (str, type(None)), "file_sha1": (dict, type(None))})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in found["packages"].items()):
+        raise untrusted.fail(where, "packages must map names to version strings")
     return found
 
 
@@ -246,11 +285,11 @@ def diff(run_a: Path, run_b: Path, perf_tolerance: float = 0.05) -> tuple[str, b
     """A readable account of what differs between two run folders; True when their results differ."""
     from harness.runs import read_run
 
-    runs = [read_run(run_a), read_run(run_b)]
-    manifests = [read(run.folder) for run in runs]
+    runs = [read_run(run_a).finished(), read_run(run_b).finished()]
     if runs[0].benchmark != runs[1].benchmark or runs[0].scenario != runs[1].scenario:
         raise HarnessError(f"{runs[0].describe()} and {runs[1].describe()} are not the same benchmark and scenario; "
                            f"diff compares runs of one test")
+    manifests = [read(run.folder) for run in runs]
     # where user.conf and the data were is not a difference; what they held is (user.conf, inputs)
     settings = [{k: v for k, v in m["settings"].items() if k not in ("user_conf", "data_dir")} for m in manifests]
     sections = {
@@ -274,8 +313,9 @@ def diff(run_a: Path, run_b: Path, perf_tolerance: float = 0.05) -> tuple[str, b
 
 def replay_changes(original: dict[str, Any], bench: Benchmark, data_dir: Path, demo: bool,
                    image: dict | None) -> tuple[list[str], dict[str, Any]]:
-    """What would make a rerun differ from the original: inputs, LoadGen, the harness code, the image."""
-    inputs = input_facts(bench, data_dir, demo)
+    """What would make a rerun differ from the original: inputs (every file read and hashed again,
+    not taken from the hash cache), LoadGen, the harness code, the image."""
+    inputs = input_facts(bench, data_dir, demo, fresh=True)
     found = [f"input {change}" for change in input_changes(original["inputs"], inputs)]
     try:
         loadgen = importlib.metadata.version("mlcommons-loadgen")
@@ -301,12 +341,11 @@ def replay(source: Path, out: Path | None = None, data: Path | None = None, forc
     differs from the original, unless ``force``.
     """
     from harness import datadir, runner
-    from harness.settings import RunConfig
 
     original = read(source)
     origin = source if source.is_dir() else source.parent
     bench = registry.get(original["benchmark"])
-    config = RunConfig(**original["settings"])
+    config = RunConfig.from_dict(original["settings"], str(source))
     data_dir = data.resolve() if data else Path(config.data_dir)
     if not data_dir.is_dir():
         raise HarnessError(f"the data folder {data_dir} of the original run is not here; pass --data DIR")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness import logs
+from harness import logs, untrusted
 from harness.errors import HarnessError
+from harness.spec import MODES, SCENARIOS
+from harness.util import read_json
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Run:
         return self.result["round"]
 
     @property
+    def incomplete(self) -> str | None:
+        """Why the run did not finish (a test failed or was killed, the harness was interrupted), or None."""
+        return (self.result.get("incomplete") or {}).get("reason")
+
+    @property
     def compliance(self) -> dict[str, Any] | None:
         """The verification of a compliance run (``harness compliance``); None for other runs."""
         return self.result.get("compliance")
@@ -46,19 +52,52 @@ class Run:
 
     def describe(self) -> str:
         kind = f"{self.compliance['test']} compliance" if self.compliance else self.result["settings"]["mode"]
-        return f"{self.folder} ({self.benchmark} {self.scenario} {kind})"
+        return f"{self.folder} ({self.benchmark} {self.scenario} {kind}{', INCOMPLETE' if self.incomplete else ''})"
+
+    def finished(self) -> "Run":
+        """This run, or an error saying why it did not finish (for commands that need whole runs)."""
+        if self.incomplete:
+            raise HarnessError(f"{self.folder} is an incomplete run ({self.incomplete}); run it again")
+        return self
+
+
+RESULT = {"benchmark": str, "mlperf_names": list, "round": str, "demo": bool, "samples": int, "settings": dict}
 
 
 def read_run(folder: Path) -> Run:
-    """A run folder made by ``harness run``, ``merge`` or ``compliance``; errors name what is wrong."""
+    """A run folder made by ``harness run``, ``merge`` or ``compliance``; errors name what is wrong.
+
+    ``result.json`` may come from anyone: the fields the harness builds paths, commands or pages
+    from are checked (a known benchmark and round, its MLPerf names, a scenario, mode and settings
+    of the right types, a known compliance test), and ``run_dir`` is where the folder is now, not
+    what the file says.
+    """
+    from harness import registry
+    from harness.compliance import TESTS
+    from harness.rounds import ROUND_NAME
+    from harness.settings import RunConfig
+
     source = folder / "result.json"
     if not folder.is_dir():
         raise HarnessError(f"{folder} is not a folder; pass run folders made by `harness run`")
     if not source.is_file():
         raise HarnessError(f"{folder} has no result.json: it is not a finished run folder made by `harness run`")
-    try:
-        result = json.loads(source.read_text())
-        result["benchmark"], result["round"], result["settings"]["scenario"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise HarnessError(f"{source} is not a result.json written by the harness ({exc!r})") from exc
-    return Run(folder.resolve(), result)
+    result = read_json(source, f"{source} is missing", "a result.json written by the harness")
+    where = str(source)
+    untrusted.record(result, where, RESULT, extra=True)
+    spec = registry.get(result["benchmark"]).spec
+    if not ROUND_NAME.match(result["round"]):
+        raise untrusted.fail(where, f"round {result['round']!r} is not a round's name (v4.1)")
+    config = RunConfig.from_dict(result["settings"], where)
+    if config.scenario not in SCENARIOS or config.mode not in MODES or config.benchmark != spec.id:
+        raise untrusted.fail(where, f"its settings name scenario {config.scenario!r}, mode {config.mode!r} and "
+                                    f"benchmark {config.benchmark!r}")
+    if not set(result["mlperf_names"]) <= set(spec.mlperf_names):
+        raise untrusted.fail(where, f"MLPerf names {result['mlperf_names']!r} are not {spec.id}'s")
+    checked = result.get("compliance")
+    if checked is not None and (not isinstance(checked, dict) or checked.get("test") not in TESTS):
+        raise untrusted.fail(where, "its compliance section names no known test")
+    incomplete = result.get("incomplete")
+    if incomplete is not None:
+        untrusted.record(incomplete, f"{where} incomplete", {"reason": str})
+    return Run(folder.resolve(), result | {"run_dir": str(folder.resolve())})

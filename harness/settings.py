@@ -15,7 +15,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from harness import untrusted, userconf
 from harness.errors import InvalidSettings
 from harness.spec import DTYPES, MODES, SCENARIOS, BenchmarkSpec
 from harness.util import suggest
@@ -54,12 +56,31 @@ class RunConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, where: str = "run.json") -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidSettings(f"{where} is not valid JSON ({exc})") from exc
+        return cls.from_dict(data, where)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "RunConfig":
+        """Settings read back from a file (run.json, a manifest, result.json): every field present,
+        of its type, and no other."""
+        fields = {f.name: _FIELD_TYPES[str(f.type)] for f in dataclasses.fields(cls)}
+        required = {name: kind for name, kind in fields.items() if name in _REQUIRED}
+        optional = {name: kind for name, kind in fields.items() if name not in _REQUIRED}
+        return cls(**untrusted.record(data, f"{where} settings", required, optional))
 
     @property
     def partitioned(self) -> bool:
         return self.n_partitions > 1
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str, "bool": bool, "int": int, "float": float, "int | None": (int, type(None)),
+    "float | None": (float, type(None))}
+_REQUIRED = ("benchmark", "scenario", "mode", "data_dir", "demo", "user_conf")
 
 
 def device_kind(device: str) -> str | None:
@@ -68,8 +89,9 @@ def device_kind(device: str) -> str | None:
     return match.group(1) if match else None
 
 
-def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
-    """Raise InvalidSettings listing every problem with the requested run."""
+def validate(config: RunConfig, spec: BenchmarkSpec) -> list[str]:
+    """Raise InvalidSettings listing every problem with the requested run (its user.conf included);
+    return warnings about user.conf keys LoadGen would ignore."""
     problems = []
     if config.scenario not in spec.scenarios:
         problems.append(f"scenario {config.scenario!r} is not one of {spec.id}'s scenarios "
@@ -101,6 +123,7 @@ def validate(config: RunConfig, spec: BenchmarkSpec) -> None:
         problems.append(f"user.conf {config.user_conf} does not exist; pass an existing file to --user-conf")
     if problems:
         raise InvalidSettings("invalid run settings:\n  - " + "\n  - ".join(problems))
+    return userconf.check(Path(config.user_conf), spec.conf_key)
 
 
 def check_sample_count(config: RunConfig, available: int) -> int:
@@ -183,20 +206,39 @@ def audit_values(audit: str, scenario: str) -> dict[str, str]:
     return general | specific
 
 
-def expected_samples(settings, scenario: str) -> int:
-    """The samples LoadGen expects a performance run to issue, as it computes them to turn an
-    ``accuracy_log_sampling_target`` into a logging probability."""
-    seconds = settings.min_duration_ms / 1000
+def expected_samples(settings, scenario: str, performance_count: int) -> int:
+    """The samples LoadGen expects a performance run to issue, computed as LoadGen 4.1 computes them
+    (``TestSettingsInternal``, then ``IssueQueries``) to turn an ``accuracy_log_sampling_target`` into
+    a logging probability: the same operations in the same order, truncated to whole numbers where
+    its C++ stores them in unsigned integers. ``performance_count``: the QSL's.
+
+    Offline's one query holds max(min_query_count, 1.1 x duration x QPS) samples (or the performance
+    sample count with ``performance_issue_unique``); the other scenarios expect QPS x duration
+    queries (QPS = 1 / expected latency for the stream scenarios), at least min_query_count, each of
+    ``samples_per_query`` samples (MultiStream) or one. (3D-UNet's ``sample_concatenate_permutation``,
+    which raises the SingleStream query count, is not readable from the Python TestSettings of 4.1.)
+    """
+    min_duration_ms = settings.min_duration_ms
     if scenario == "Offline":
-        return max(settings.min_query_count, int(1.1 * seconds * settings.offline_expected_qps))  # its slack
+        qps = settings.offline_expected_qps
+        performance_count = settings.performance_sample_count_override or performance_count
+        per_query = (performance_count if settings.performance_issue_unique else
+                     max(settings.min_query_count, int(1.1 * (min_duration_ms / 1000) * qps)))
+        return max(int(qps * min_duration_ms / 1000), per_query)  # its minimum: one query of per_query
     qps, per_query = {"Server": (settings.server_target_qps, 1),
                       "SingleStream": (1e9 / settings.single_stream_expected_latency_ns, 1),
                       "MultiStream": (1e9 / settings.multi_stream_expected_latency_ns,
                                       settings.multi_stream_samples_per_query)}[scenario]
-    return max(int(qps * seconds) * per_query, settings.min_query_count * per_query)
+    return max(int(qps * min_duration_ms / 1000) * per_query, settings.min_query_count * per_query)
 
 
-def apply_audit(settings, audit: str, scenario: str) -> dict[str, object]:
+def sampling_probability(target: int, expected: int) -> float:
+    """LoadGen's ``accuracy_log_sampling_target / expected_queries`` (unclamped: a value of 1 or more
+    logs every response, as it does in LoadGen)."""
+    return target / expected if expected else float("inf")
+
+
+def apply_audit(settings, audit: str, scenario: str, performance_count: int) -> dict[str, object]:
     """Apply a compliance test's audit.config lines to TestSettings, as LoadGen would apply the file;
     returns the attributes set.
 
@@ -227,7 +269,7 @@ def apply_audit(settings, audit: str, scenario: str) -> dict[str, object]:
         if name != "mode":
             setattr(settings, name, value)
     if "accuracy_log_sampling_target" in values:  # LoadGen: target / expected samples, after the rest
-        target = int(values["accuracy_log_sampling_target"])
-        settings.accuracy_log_probability = applied["accuracy_log_probability"] = min(
-            1.0, target / max(1, expected_samples(settings, scenario)))
+        expected = expected_samples(settings, scenario, performance_count)
+        settings.accuracy_log_probability = applied["accuracy_log_probability"] = sampling_probability(
+            int(values["accuracy_log_sampling_target"]), expected)
     return applied

@@ -113,6 +113,9 @@ def collect(runs: list[Run], rnd: Round, allow_demo: bool) -> tuple[list[Entry],
     entries: dict[tuple[str, str], Entry] = {}
     problems = []
     for run in runs:
+        if run.incomplete:
+            problems.append(f"{run.folder} is an incomplete run ({run.incomplete}); run it again")
+            continue
         if run.round != rnd.name:
             problems.append(f"{run.folder} is a run of round {run.round}, not {rnd.name}")
         if run.result.get("demo") and not allow_demo:

@@ -65,10 +65,11 @@ def run(run_dir: Path, job: Job) -> None:
             return backend
         return build
 
+    performance_count = min(spec.performance_count, count)
     lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf))
     audit_file = job.audit
     if job.audit is not None and load_round(config.round).audit_via == "settings":
-        applied = settings.apply_audit(lg_settings, job.audit, config.scenario)
+        applied = settings.apply_audit(lg_settings, job.audit, config.scenario, performance_count)
         Path("audit_settings.json").write_text(json.dumps(applied, indent=2))
         audit_file = None
     sample_length = getattr(dataset, "sample_length", None)
@@ -77,12 +78,12 @@ def run(run_dir: Path, job: Job) -> None:
               config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None)
     load = getattr(dataset, "load_samples", lambda indices: None)
     unload = getattr(dataset, "unload_samples", lambda indices: None)
-    qsl = QSL(count, min(spec.performance_count, count), lambda ix: load([start + i for i in ix]),
+    qsl = QSL(count, performance_count, lambda ix: load([start + i for i in ix]),
               lambda ix: unload([start + i for i in ix]), sut.stats)
     sut_handle = sut.start()  # loads and warms up the replicas
     began = time.monotonic()
     performance = lg_settings.mode != lg.TestMode.AccuracyOnly
-    expected = settings.expected_samples(lg_settings, config.scenario) if performance else count
+    expected = settings.expected_samples(lg_settings, config.scenario, performance_count) if performance else count
     shown = progress.reporter(log_dir, lambda: {
         "issued": sut.stats.issued, "completed": sut.stats.completed + sut.stats.failed, "failed": sut.stats.failed,
         "elapsed_s": round(time.monotonic() - began, 1), "expected": expected,

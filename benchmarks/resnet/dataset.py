@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.untrusted import is_plain_name
 from harness.samples import LoadedSamples
 
 IMAGES_DIR = "imagenet"
@@ -43,6 +44,9 @@ def read_val_map(data_dir: Path) -> list[tuple[str, int]]:
         fields = re.split(r"\s+", line.strip())
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
             raise DataError(f"{path}:{number}: expected '<image file> <label>', got {line.strip()!r}")
+        if not is_plain_name(fields[0]):
+            raise DataError(f"{path}:{number}: {fields[0]!r} is not a plain file name: val_map.txt names files in "
+                            f"{path.parent}, never a path that leads elsewhere")
         label = int(fields[1])
         if not 0 <= label < N_CLASSES:
             raise DataError(f"{path}:{number}: label {label} is not an ImageNet class (0..{N_CLASSES - 1}); "

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from harness.errors import DataError
+from harness.untrusted import is_plain_name
 from harness.samples import LoadedSamples
 
 ROOT = "openimages"
@@ -71,6 +72,12 @@ def _first_problem(coco: Any) -> str | None:
     for n, image in enumerate(coco["images"]):
         if not isinstance(image, dict) or not {"id", "file_name", "height", "width"} <= image.keys():
             return f"images[{n}] lacks id, file_name, height or width"
+        if not is_plain_name(image["file_name"]):
+            return (f"images[{n}] has file_name {image['file_name']!r}, not a plain file name in "
+                    f"{IMAGES_DIR} (a path that leads elsewhere is refused)")
+        if not all(isinstance(image[k], int) and not isinstance(image[k], bool) and image[k] > 0
+                   for k in ("height", "width")):
+            return f"images[{n}] has a height or width that is not a positive whole number"
     image_ids = {image["id"] for image in coco["images"]}
     if len(image_ids) != len(coco["images"]):
         return "image ids repeat"

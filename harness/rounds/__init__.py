@@ -8,6 +8,7 @@ and which MLPerf names need them) and the submission tree's layout and limits.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 from harness.errors import HarnessError, RoundMismatch
 
 DEFAULT_ROUND = "v4.1"
+ROUND_NAME = re.compile(r"^v[0-9]+\.[0-9]+$")
+"""How a round is named (``v4.1``): the name picks its data file, so nothing else is accepted."""
 _DIR = Path(__file__).parent
 
 
@@ -144,8 +147,8 @@ def available_rounds() -> list[str]:
 
 
 def load_round(name: str = DEFAULT_ROUND) -> Round:
-    path = _DIR / f"{name.replace('.', '_')}.toml"
-    if not path.exists():
+    path = _DIR / f"{name.replace('.', '_')}.toml" if isinstance(name, str) and ROUND_NAME.match(name) else None
+    if path is None or not path.exists():
         raise HarnessError(f"unknown round {name!r}; available: {', '.join(available_rounds())}")
     raw = tomllib.loads(path.read_text())
     accuracy = {

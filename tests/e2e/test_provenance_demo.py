@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import pytest
 
@@ -51,3 +52,16 @@ def test_manifest_replay_and_diff(tmp_path, demo_copy, capsys):
     assert "settings: same" in text and "user.conf: same" in text and "environment: same" in text
     assert "inputs:\n  changed: dev-v1.1.json (sha256" in text
     assert "accuracy bert-99 f1:" in text and "delta 0%" in text  # the same features, the same model
+
+    # a file changed in place, its size and mtime kept: the hash cache cannot see it, replay must
+    weights = data / "model" / "model.pytorch"
+    stat = weights.stat()
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    capsys.readouterr()
+    assert cli.main(["replay", str(second), "--out", str(tmp_path / "third")]) == 2
+    error = capsys.readouterr().err
+    assert "refusing to replay" in error and "input changed: model/model.pytorch" in error
+    assert not (tmp_path / "third").exists()

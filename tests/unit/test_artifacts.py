@@ -63,7 +63,8 @@ def test_verify_names_missing_and_corrupt_files(bench, tmp_path):
 def test_prepare_copies_verifies_and_never_overwrites(bench, tmp_path):
     b, source = bench
     data = tmp_path / "data"
-    assert "2 gptj artifacts present, 2 verified by sha256; 1 samples read" in artifacts.prepare(b, source, data)
+    assert ("2 gptj artifacts present, 2 read again and verified by sha256; 1 samples read"
+            in artifacts.prepare(b, source, data))
     assert (data / "model" / "w.bin").read_bytes() == b"\0" * 10
     assert not list(data.glob(".staging-*"))
     with pytest.raises(DataError, match="already holds cnn_eval.json, model; nothing is overwritten"):
@@ -72,6 +73,71 @@ def test_prepare_copies_verifies_and_never_overwrites(bench, tmp_path):
     with pytest.raises(DataError, match="do not verify"):
         artifacts.prepare(b, source, tmp_path / "data2")
     assert not (tmp_path / "data2" / "model").exists() and not list((tmp_path / "data2").glob(".staging-*"))
+
+
+def unhashed(b):
+    """The same benchmark with no sha256 recorded: only reading the dataset can catch a bad file."""
+    (b.folder / "artifacts.toml").write_text('[[artifact]]\npath = "cnn_eval.json"\nkind = "dataset"\nsource = "s"\n'
+                                             '[[artifact]]\npath = "model"\nkind = "model"\nsource = "s"\n')
+    return b
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_prepare_checks_the_dataset_before_anything_is_placed(bench, tmp_path, existing):
+    b, source = bench
+    b = unhashed(b)
+    (source / "cnn_eval.json").write_text('[{"instruction": "Summarize')  # cut short
+    data = tmp_path / "data"
+    if existing:  # e.g. a volume's mount point, with something of the user's in it
+        data.mkdir()
+        (data / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="does not read, so nothing was put in .*cnn_eval.json is not valid"):
+        artifacts.prepare(b, source, data)
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt"] if existing else not data.exists()
+    assert not list(tmp_path.glob(".data.staging-*"))
+
+
+def test_prepare_copies_regular_files_and_refuses_links_that_leave_the_source(bench, tmp_path):
+    b, source = bench
+    secret = tmp_path / "elsewhere" / "secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\0" * 10)
+    (source / "model" / "w.bin").unlink()
+    (source / "model" / "w.bin").symlink_to(secret)
+    with pytest.raises(DataError, match="w.bin is a link to .*elsewhere/secret, outside .*source"):
+        artifacts.prepare(b, source, tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+    # a link that stays inside the source is copied as the file it points to
+    (source / "blob").write_bytes(b"\0" * 10)
+    (source / "model" / "w.bin").unlink()
+    (source / "model" / "w.bin").symlink_to(source / "blob")
+    artifacts.prepare(b, source, tmp_path / "data")
+    copied = tmp_path / "data" / "model" / "w.bin"
+    assert not copied.is_symlink() and copied.is_file() and copied.read_bytes() == b"\0" * 10
+
+
+def test_prepare_refuses_what_is_not_a_file_or_folder(bench, tmp_path):
+    import os
+
+    b, source = bench
+    os.mkfifo(source / "model" / "pipe")
+    with pytest.raises(DataError, match="pipe is not a regular file or folder"):
+        artifacts.prepare(b, source, tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_full_verify_reads_files_changed_in_place(bench):
+    import os
+
+    b, source = bench
+    artifacts.verify(b, source)  # hashes cached by path, size and mtime
+    target = source / "model" / "w.bin"
+    stat = target.stat()
+    target.write_bytes(b"\1" * 10)  # same size
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime
+    assert "verified by sha256" in artifacts.verify(b, source)  # the cache cannot see it
+    with pytest.raises(DataError, match="model is corrupt or another version"):
+        artifacts.verify(b, source, full=True)
 
 
 def test_malformed_artifacts_file(bench):

@@ -32,19 +32,24 @@ OLD = LocalImage("sha256:" + "1" * 64, ())
 NEW = LocalImage("sha256:" + "2" * 64, ("registry.example/gptj@sha256:" + "3" * 64,))
 
 
-def run_folder(root, name, image, benchmark="gptj"):
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "benchmark": benchmark, "image": image}))
-    (folder / "result.json").write_text(json.dumps({"benchmark": benchmark, "image": image, "samples": 7}))
-    return folder
+@pytest.fixture
+def run_folder(make_manifest):
+    def make(root, name, image, benchmark="gptj"):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps(make_manifest(benchmark, image)))
+        (folder / "result.json").write_text(json.dumps({"benchmark": benchmark, "image": image, "samples": 7}))
+        return folder
+
+    return make
 
 
 def image(build_id, **extra):
-    return {"name": "mlperf-harness/gptj", "git_commit": "abc", "lock_sha256": "def", "build_id": build_id, **extra}
+    return {"name": "mlperf-harness/gptj", "git_commit": "abc", "lock_sha256": "def", "build_id": build_id,
+            "locks": None, **extra}
 
 
-def test_each_run_gets_the_id_of_the_image_holding_its_build(tmp_path):
+def test_each_run_gets_the_id_of_the_image_holding_its_build(tmp_path, run_folder):
     engine = Engine({"gptj": [(NEW, "build-new"), (OLD, "build-old")]})
     old_run = run_folder(tmp_path, "2026-01-01-gptj", image("build-old"))
     new_run = run_folder(tmp_path, "nested/2026-02-01-gptj", image("build-new"))
@@ -65,7 +70,7 @@ def test_each_run_gets_the_id_of_the_image_holding_its_build(tmp_path):
     assert (old_run / "manifest.json").read_text() == before
 
 
-def test_runs_that_cannot_be_resolved_are_named_and_left_as_they_were(tmp_path):
+def test_runs_that_cannot_be_resolved_are_named_and_left_as_they_were(tmp_path, run_folder):
     engine = Engine({"gptj": [(NEW, "build-new")], "bert": [(OLD, None)]})
     pruned = run_folder(tmp_path, "pruned", image("build-gone"))
     unlabelled = run_folder(tmp_path, "bert-run", image("build-x"), benchmark="bert")
@@ -84,7 +89,7 @@ def test_runs_that_cannot_be_resolved_are_named_and_left_as_they_were(tmp_path):
     assert f"UNRESOLVED {pruned}: none of the 1 local gptj image(s)" in summary
 
 
-def test_rewritten_files_keep_their_mode_and_leave_no_temporary_file(tmp_path):
+def test_rewritten_files_keep_their_mode_and_leave_no_temporary_file(tmp_path, run_folder):
     folder = run_folder(tmp_path, "run", image("build-new"))
     os.chmod(folder / "manifest.json", 0o640)
     collect.collect([folder], Engine({"gptj": [(NEW, "build-new")]}))

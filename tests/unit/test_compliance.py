@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from harness import compliance, logs, settings, worker
 from harness.errors import InvalidSettings
 from harness.rounds import load_round
+from harness.settings import RunConfig
 
 TOLERANCES = load_round().tolerances
 
@@ -44,14 +46,63 @@ def test_audit_lines_are_applied_to_test_settings_as_loadgen_would():
     s = lg.TestSettings()
     s.scenario, s.mode = lg.TestScenario.Offline, lg.TestMode.AccuracyOnly
     s.offline_expected_qps, s.min_duration_ms, s.min_query_count = 100, 600000, 24576
-    applied = settings.apply_audit(s, load_round().audit_config("TEST01", "resnet50"), "Offline")
+    applied = settings.apply_audit(s, load_round().audit_config("TEST01", "resnet50"), "Offline", 1024)
     assert s.mode == lg.TestMode.PerformanceOnly and s.accuracy_log_rng_seed == 720381539243781796
     # 4096 of the 1.1 x 600 s x 100 samples/s = 66000 samples the Offline query will hold
     assert applied["accuracy_log_probability"] == s.accuracy_log_probability == pytest.approx(4096 / 66000)
-    settings.apply_audit(s, load_round().audit_config("TEST04", "resnet50"), "Offline")
+    settings.apply_audit(s, load_round().audit_config("TEST04", "resnet50"), "Offline", 1024)
     assert s.performance_issue_same and not s.performance_issue_unique and s.performance_issue_same_index == 3
-    settings.apply_audit(s, load_round().audit_config("TEST05", "resnet50"), "Offline")
+    settings.apply_audit(s, load_round().audit_config("TEST05", "resnet50"), "Offline", 1024)
     assert s.test05
+
+
+def offline(qps: float, duration_ms: int, min_queries: int, **more) -> lg.TestSettings:
+    s = lg.TestSettings()
+    s.offline_expected_qps, s.min_duration_ms, s.min_query_count = qps, duration_ms, min_queries
+    for name, value in more.items():
+        setattr(s, name, value)
+    return s
+
+
+def stream(scenario: str, duration_ms: int, min_queries: int, **more) -> lg.TestSettings:
+    s = lg.TestSettings()
+    s.min_duration_ms, s.min_query_count = duration_ms, min_queries
+    for name, value in more.items():
+        setattr(s, name, value)
+    return s
+
+
+@pytest.mark.parametrize("scenario, made, performance_count, expected", [
+    # Offline: max(QPS x duration, the query: max(min_query_count, trunc(1.1 x duration_s x QPS)))
+    ("Offline", offline(100, 600000, 24576), 1024, 66000),
+    ("Offline", offline(10, 60000, 1024), 1024, 1024),
+    # performance_issue_unique: the query holds the performance sample count, QPS x duration wins
+    ("Offline", offline(100, 600000, 24576, performance_issue_unique=True), 1024, 60000),
+    ("Offline", offline(1, 1000, 1, performance_issue_unique=True), 500, 500),
+    ("Offline", offline(1, 1000, 1, performance_issue_unique=True, performance_sample_count_override=64), 500, 64),
+    # Server: trunc(QPS x duration_ms / 1000), in that order: 8.7 x 60000 / 1000 = 521.99.. -> 521
+    ("Server", stream("Server", 60000, 100, server_target_qps=8.7), 1024, 521),
+    ("Server", stream("Server", 60000, 800, server_target_qps=8.7), 1024, 800),
+    # SingleStream: QPS = 1 / expected latency
+    ("SingleStream", stream("SingleStream", 600000, 1024, single_stream_expected_latency_ns=4_000_000), 1024, 150000),
+    ("SingleStream", stream("SingleStream", 1000, 1024, single_stream_expected_latency_ns=4_000_000), 1024, 1024),
+    # MultiStream: queries of samples_per_query samples
+    ("MultiStream", stream("MultiStream", 600000, 662, multi_stream_expected_latency_ns=50_000_000,
+                           multi_stream_samples_per_query=8), 1024, 96000),
+    ("MultiStream", stream("MultiStream", 1000, 662, multi_stream_expected_latency_ns=50_000_000,
+                           multi_stream_samples_per_query=8), 1024, 5296),
+])
+def test_expected_samples_are_those_loadgen_computes(scenario, made, performance_count, expected):
+    assert settings.expected_samples(made, scenario, performance_count) == expected
+
+
+def test_the_sampling_probability_is_loadgen_s_quotient_unclamped():
+    s = stream("Server", 60000, 100, server_target_qps=8.7)
+    applied = settings.apply_audit(s, load_round().audit_config("TEST01", "retinanet"), "Server", 64)
+    assert applied["accuracy_log_probability"] == s.accuracy_log_probability == 256 / 521  # not 256 / 522
+    few = stream("Server", 10000, 100, server_target_qps=1.0)
+    settings.apply_audit(few, load_round().audit_config("TEST01", "resnet50"), "Server", 1024)
+    assert few.accuracy_log_probability == 4096 / 100  # above 1: every response is logged, as in LoadGen
 
 
 def test_scenario_lines_win_over_wildcards_and_bad_lines_are_named():
@@ -60,7 +111,7 @@ def test_scenario_lines_win_over_wildcards_and_bad_lines_are_named():
     with pytest.raises(InvalidSettings, match="'resnet50.mode = 2' is not"):
         settings.audit_values("resnet50.mode = 2", "Offline")
     with pytest.raises(InvalidSettings, match="audit key 'sample_concatenate_permutation' cannot be applied"):
-        settings.apply_audit(lg.TestSettings(), "*.*.sample_concatenate_permutation = 0", "Offline")
+        settings.apply_audit(lg.TestSettings(), "*.*.sample_concatenate_permutation = 0", "Offline", 1)
 
 
 def test_an_audit_file_exists_only_while_the_test_runs(tmp_path, monkeypatch):
@@ -173,8 +224,11 @@ def test_compliance_input_errors(tmp_path, capsys):
     run = tmp_path / "run"
     (run / "performance" / "run_1").mkdir(parents=True)
     (run / "performance" / "run_1" / "mlperf_log_detail.txt").write_text(":::MLLOG {}\n")
-    (run / "result.json").write_text(json.dumps({"benchmark": "bert", "round": "v4.1",
-                                                 "settings": {"scenario": "Offline", "mode": "performance"}}))
+    settings = RunConfig(benchmark="bert", scenario="Offline", mode="performance", data_dir="/d", demo=False,
+                         user_conf="/u")
+    (run / "result.json").write_text(json.dumps({"benchmark": "bert", "mlperf_names": ["bert-99"], "round": "v4.1",
+                                                 "demo": False, "samples": 10833,
+                                                 "settings": dataclasses.asdict(settings)}))
     assert cli.main(["compliance", "resnet", "--test", "TEST04", "--results", str(run)]) == 2
     assert "(bert Offline performance) is not a resnet run to check against" in capsys.readouterr().err
     assert cli.main(["compliance", "bert", "--test", "TEST01", "--results", str(run)]) == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 
@@ -56,17 +58,20 @@ def test_manifests_of_another_schema_or_none_are_refused(tmp_path):
         provenance.read(tmp_path / "bad.json")
 
 
-def test_diff_compares_runs_of_one_test_only(tmp_path):
+def test_diff_compares_runs_of_one_test_only(tmp_path, make_manifest):
     for name, bench in (("a", "bert"), ("b", "resnet")):
         (tmp_path / name).mkdir()
+        manifest = make_manifest(bench)
         (tmp_path / name / "result.json").write_text(json.dumps(
-            {"benchmark": bench, "round": "v4.1", "settings": {"scenario": "Offline", "mode": "performance"}}))
-        (tmp_path / name / "manifest.json").write_text(json.dumps({"schema": provenance.SCHEMA}))
+            {"benchmark": bench, "mlperf_names": [], "round": "v4.1", "demo": True, "samples": 1,
+             "settings": manifest["settings"]}))
+        (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(HarnessError, match="are not the same benchmark and scenario"):
         provenance.diff(tmp_path / "a", tmp_path / "b")
-    (tmp_path / "b" / "manifest.json").unlink()
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    (tmp_path / "c" / "manifest.json").unlink()
     with pytest.raises(HarnessError, match="manifest.json does not exist"):
-        provenance.diff(tmp_path / "a", tmp_path / "b")
+        provenance.diff(tmp_path / "a", tmp_path / "c")
 
 
 def test_device_facts_read_the_vendor_tools_when_present(tmp_path, monkeypatch):
@@ -92,3 +97,50 @@ def test_device_facts_read_the_vendor_tools_when_present(tmp_path, monkeypatch):
     bare = provenance.device_facts()
     assert bare["gpus"] == [] and bare["rngd"] == [] and "cuda_driver_version" not in bare
     assert bare["cpu_count"] and bare["memory_kb"]
+
+
+def _set(manifest: dict, path: str, value) -> dict:
+    *parents, last = path.split(".")
+    target = manifest
+    for key in parents:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return manifest
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("settings.turbo", True, "settings: unexpected field 'turbo'"),
+    ("settings.n_devices", "2", "'n_devices' is str, expected int"),
+    ("settings.mode", KeyError, "settings: 'mode' is missing"),
+    ("benchmark", 123, "'benchmark' is int, expected str"),
+    ("inputs", KeyError, "'inputs' is missing"),
+    ("surprise", {}, "unexpected field 'surprise'"),
+    ("user_conf.sha256", "../../../../tmp/planted", "'../../../../tmp/planted' is not a sha256 hex digest"),
+    ("user_conf.text", "*.Offline.min_duration = 1\n", "the user.conf text does not have the sha256 recorded"),
+    ("inputs.files", {"../outside.json": "0" * 64}, "'../outside.json' is not a relative path inside its folder"),
+    ("inputs.files", {"/etc/passwd": "0" * 64}, "is not a relative path inside its folder"),
+    ("inputs.files", {"dev.json": "not-a-digest"}, "'not-a-digest' is not a sha256 hex digest"),
+    ("inputs.tree_sha256", "f" * 64, "the tree sha256 of its inputs is not that of the files it lists"),
+    ("harness.code_sha256", "$(rm -rf ~)", "is not a sha256 hex digest"),
+    ("image", {"name": "x"}, "image: 'git_commit' is missing"),
+    ("round", "../../etc", "its benchmark and round differ from those of its settings"),
+])
+def test_crafted_manifests_are_refused_with_one_clear_error(tmp_path, make_manifest, capsys, path, value, message):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(_set(make_manifest("bert"), path, value)))
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        provenance.read(folder)
+    from harness import cli
+
+    assert cli.main(["replay", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and "Traceback" not in error
+
+
+def test_a_well_formed_manifest_reads(tmp_path, make_manifest):
+    (tmp_path / "manifest.json").write_text(json.dumps(make_manifest("bert")))
+    assert provenance.read(tmp_path)["benchmark"] == "bert"

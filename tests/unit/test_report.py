@@ -12,7 +12,8 @@ from harness import cli, report
 from harness.errors import HarnessError
 
 GOLDEN = Path(__file__).parent / "golden" / "report.md"
-SETTINGS = {"dtype": "fp32", "device": "cuda:0", "n_devices": 2, "batch_size": 32, "batch_tokens": None}
+SETTINGS = {"dtype": "fp32", "device": "cuda:0", "n_devices": 2, "batch_size": 32, "batch_tokens": None,
+            "data_dir": "/data", "demo": False, "user_conf": "/u"}
 
 
 def results(root: Path) -> list[Path]:
@@ -20,21 +21,21 @@ def results(root: Path) -> list[Path]:
     latency = {"min": 1_000_000, "p50": 2_500_000, "p99": 9_000_000}
     made = {
         "resnet-offline": {
-            "benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": False,
-            "settings": SETTINGS | {"scenario": "Offline", "mode": "submission"},
+            "benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": False, "samples": 50000,
+            "settings": SETTINGS | {"benchmark": "resnet", "scenario": "Offline", "mode": "submission"},
             "accuracy": {"samples": 50000, "metrics": {"acc": 76.1}, "variants": {"resnet": {"passed": True, "checks": [
                 {"metric": "acc", "value": 76.1, "target": 75.6954, "upper": None, "ratio": 1.00534, "passed": True,
-                 "note": ""}]}}, "problems": []},
+                 "note": ""}]}}, "problems": [], "targets": "MLPerf v4.1 targets"},
             "performance": {"validity": "VALID", "reasons": [], "metrics": {"samples_per_second": 1234.5},
                             "latency_ns": latency}},
         "bert-server": {
-            "benchmark": "bert", "mlperf_names": ["bert-99", "bert-99.9"], "round": "v4.1", "demo": True,
-            "settings": SETTINGS | {"scenario": "Server", "mode": "performance"},
+            "benchmark": "bert", "mlperf_names": ["bert-99", "bert-99.9"], "round": "v4.1", "demo": True, "samples": 10833,
+            "settings": SETTINGS | {"benchmark": "bert", "scenario": "Server", "mode": "performance"},
             "performance": {"validity": "INVALID", "reasons": ["latency constraint not met"],
                             "metrics": {"completed_samples_per_second": 80.25}, "latency_ns": latency}},
         "resnet-offline-TEST04": {
-            "benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": False,
-            "settings": SETTINGS | {"scenario": "Offline", "mode": "performance"},
+            "benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": False, "samples": 50000,
+            "settings": SETTINGS | {"benchmark": "resnet", "scenario": "Offline", "mode": "performance"},
             "performance": {"validity": "VALID", "reasons": [], "metrics": {"samples_per_second": 1300.0}},
             "compliance": {"test": "TEST04", "passed": False, "required_by": ["resnet"], "reasons": [
                 "performance: test score 1300 against 1234.5 is outside the 10% tolerance"],
@@ -80,6 +81,45 @@ def test_no_runs_or_no_result_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "half").mkdir()
     assert cli.main(["report", str(tmp_path / "half")]) == 2
     assert "has no result.json: it is not a finished run folder" in capsys.readouterr().err
+
+
+def test_a_report_into_a_path_that_cannot_be_written_is_a_clear_error(tmp_path, capsys):
+    folders = results(tmp_path)
+    (tmp_path / "a-file").write_text("")  # a parent that is a file fails even for root, who may write anywhere
+    for option in ("--html", "--md", "--csv", "--json"):
+        assert cli.main(["report", *map(str, folders), option, str(tmp_path / "a-file" / "report.out")]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"error: {tmp_path / 'a-file' / 'report.out'}: Not a directory; check that the path")
+        assert "Traceback" not in error
+
+
+def test_incomplete_runs_are_labelled_in_every_report(tmp_path, capsys):
+    folders = results(tmp_path)
+    made = json.loads((folders[1] / "result.json").read_text()) | {"incomplete": {"reason": "stopped by SIGTERM"}}
+    (folders[1] / "result.json").write_text(json.dumps(made))
+    assert cli.main(["report", *map(str, folders), "--md", str(tmp_path / "r.md"), "--html",
+                     str(tmp_path / "r.html")]) == 0
+    label = "INCOMPLETE RUN: stopped by SIGTERM."
+    assert label in (tmp_path / "r.md").read_text() and label in (tmp_path / "r.html").read_text()
+    assert "bert-server (demo, INCOMPLETE)" in (tmp_path / "r.md").read_text()
+    assert label in report.render(report.load([folders[1]])[0])
+
+
+def test_result_fields_that_could_build_paths_or_pages_are_checked(tmp_path, capsys):
+    folders = results(tmp_path)
+    made = json.loads((folders[0] / "result.json").read_text())
+    for change, message in (({"settings": made["settings"] | {"n_devices": "<script>"}}, "'n_devices' is str"),
+                            ({"round": "../../etc/passwd"}, "is not a round's name"),
+                            ({"benchmark": "../resnet"}, "unknown benchmark '../resnet'"),
+                            ({"mlperf_names": ["../../x"]}, "MLPerf names ['../../x'] are not resnet's"),
+                            ({"compliance": {"test": "../TEST01"}}, "its compliance section names no known test"),
+                            ({"settings": made["settings"] | {"scenario": "../Offline"}}, "scenario '../Offline'")):
+        (folders[0] / "result.json").write_text(json.dumps(made | change))
+        assert cli.main(["report", str(folders[0])]) == 2
+        assert message in capsys.readouterr().err
+    # where a run is now, not where its result.json says it was
+    (folders[0] / "result.json").write_text(json.dumps(made | {"run_dir": "/etc"}))
+    assert report.load([folders[0]])[0]["run_dir"] == str(folders[0].resolve())
 
 
 def trace(path: Path, samples: int = 200) -> None:

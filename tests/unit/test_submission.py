@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from harness import submission
 from harness.errors import HarnessError
+from harness.settings import RunConfig
 from harness.rounds import load_round
 
 ROUND = load_round()
@@ -37,8 +39,9 @@ def performance_detail(scenario: str, **changes) -> dict:
 def fake_run(folder: Path, scenario: str, *, acc: float = 76.5, samples: int = 50000, demo: bool = False,
              perf: dict | None = None, errors: tuple[str, ...] = (), failed: int = 0) -> Path:
     """A submission-mode run folder of resnet, as `harness run` leaves it."""
-    settings = {"benchmark": "resnet", "scenario": scenario, "mode": "submission", "dtype": "fp32", "device": "cuda",
-                "n_devices": 1, "batch_size": 32, "batch_tokens": None, "null_backend": False}
+    settings = dataclasses.asdict(RunConfig(benchmark="resnet", scenario=scenario, mode="submission",
+                                            data_dir="/data/resnet", demo=demo, user_conf="/u", device="cuda",
+                                            batch_size=32))
     result = {"benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": demo, "settings": settings,
               "samples": samples, "image": None, "accuracy": {"samples": samples, "metrics": {"acc": acc}},
               "performance": {"validity": "VALID", "reasons": [], "metrics": {
@@ -64,8 +67,9 @@ def fake_compliance(folder: Path, test: str, reference: Path, *, passed: bool = 
     seeds = ROUND.test05_seeds if test == "TEST05" else ROUND.seeds
     checked = {"test": test, "passed": passed, "reasons": [] if passed else ["performance: too fast"],
                "reference": [str(reference.resolve())]}
-    result = {"benchmark": "resnet", "round": "v4.1", "demo": False, "samples": 50000, "compliance": checked,
-              "settings": {"scenario": scenario, "mode": "performance"}}
+    result = {"benchmark": "resnet", "mlperf_names": ["resnet"], "round": "v4.1", "demo": False, "samples": 50000,
+              "compliance": checked, "settings": json.loads((reference / "run.json").read_text()) | {
+                  "mode": "performance"}}
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps(result))
     values = performance_detail(scenario, **({f"effective_{k}": v for k, v in seeds.items()} | perf))
@@ -269,8 +273,8 @@ def test_cli_errors_name_the_problem(tmp_path, runs, capsys):
 def test_a_run_folder_without_logs_is_named(tmp_path, runs):
     empty = tmp_path / "nologs"
     empty.mkdir()
-    (empty / "result.json").write_text(json.dumps({"benchmark": "resnet", "round": "v4.1",
-                                                   "settings": {"scenario": "Offline", "mode": "accuracy"}}))
+    made = json.loads((runs[0] / "result.json").read_text())
+    (empty / "result.json").write_text(json.dumps(made | {"settings": made["settings"] | {"mode": "accuracy"}}))
     assert f"{empty} holds no LoadGen logs (no accuracy/ or performance/run_1/)" in refusal(tmp_path, runs + [empty])
 
 
