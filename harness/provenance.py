@@ -133,6 +133,7 @@ def manifest(bench: Benchmark, config, run_dir: Path, inputs: dict[str, Any], im
         "loadgen": loadgen_facts(log_dirs[0].parent) if log_dirs else None,
         "user_conf": {"text": user_conf.decode(errors="replace"), "sha256": hashlib.sha256(user_conf).hexdigest()},
         "inputs": inputs, "device": device_facts(), "packages": packages(),
+        "process": {"uid": os.getuid(), "gid": os.getgid()},  # in a container: whom the entrypoint ran it as
     }
 
 
@@ -143,7 +144,7 @@ def write(run_dir: Path, found: dict[str, Any]) -> None:
 TOP = {"schema": int, "command": list, "benchmark": str, "round": str, "settings": dict, "harness": dict,
        "image": (dict, type(None)), "loadgen": (dict, type(None)), "user_conf": dict, "inputs": dict,
        "device": dict, "packages": dict}
-OPTIONAL = {"replay_of": str, "replay_differences": list}
+OPTIONAL = {"replay_of": str, "replay_differences": list, "process": dict}
 IMAGE = {"name": (str, type(None)), "git_commit": (str, type(None)), "lock_sha256": (str, type(None)),
          "build_id": (str, type(None)), "locks": (list, type(None))}
 IMAGE_COLLECTED = {"id": str, "repo_digests": list, "resolved": str}

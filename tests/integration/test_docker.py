@@ -68,8 +68,7 @@ def run_container(image: str, results: Path, env: dict[str, str], data: Path | N
 
 
 def writable(path: Path) -> Path:
-    path.mkdir()
-    path.chmod(0o777)  # the container runs as uid 1000
+    path.mkdir()  # this user's: the entrypoint gives the run folders to it
     return path
 
 
@@ -96,11 +95,9 @@ def test_gptj_demo_in_a_container(gptj_demo, provenance):
     assert re.fullmatch(r"[0-9a-f-]{36}", image["build_id"])
 
 
-def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tmp_path):
+def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tool_images, tmp_path):
     """`docker compose run --rm harness` adds to each run the ID of the image it ran in, found by
     the build ID the run recorded; a run whose image is gone is named and left as it was."""
-    built = sh("images/build.sh", "harness", check=False)
-    assert built.returncode == 0, f"images/build.sh harness failed:\n{built.stderr[-3000:]}"
     results = tmp_path / "results"
     shutil.copytree(gptj_demo[0], results)
     gone = results / "run-of-a-pruned-image"
@@ -150,10 +147,19 @@ def test_corrupt_data_volume_is_refused(gptj_image, tmp_path):
 
 
 def test_unwritable_results_folder_is_named(gptj_image, tmp_path):
+    from testcontainers.core.container import DockerContainer
+
     results = tmp_path / "results"
-    results.mkdir(mode=0o755)  # owned by this (host) user, not writable by uid 1000
-    status, logs = run_container(gptj_image, results, {})
-    assert status == 2 and "/results is not writable" in logs
+    results.mkdir()
+    container = DockerContainer(gptj_image).with_volume_mapping(str(results), "/results", "ro")
+    container.start()
+    try:
+        status = container.get_wrapped_container().wait(timeout=300)["StatusCode"]
+        logs = b"".join(container.get_logs()).decode(errors="replace")
+    finally:
+        container.stop()
+    assert status == 2 and "error: cannot create /results/gptj-Offline-accuracy-" in logs
+    assert "Read-only file system" in logs and "Traceback" not in logs
 
 
 def test_a_device_the_service_does_not_provide_is_named(gptj_image, tmp_path):
@@ -211,13 +217,87 @@ def test_data_service_gates_the_benchmark(gptj_image, tmp_path):
         sh("docker", "compose", "--profile", "gptj", "down", env=env, check=False)
 
 
-def test_tests_service_drives_the_engine_from_a_container(gptj_image):
+@pytest.fixture(scope="session")
+def tool_images(images) -> None:
+    """The harness and tests images, built as a user would."""
+    built = sh("images/build.sh", "harness", "tests", check=False)
+    assert built.returncode == 0, f"images/build.sh harness tests failed:\n{built.stderr[-3000:]}"
+
+
+def test_tests_service_drives_the_engine_from_a_container(gptj_image, tool_images):
     """`docker compose run --rm tests` on a machine with only Docker: the suite's own image runs
     pytest on the mounted checkout and starts sibling containers through the socket."""
     env = os.environ | {"PWD": str(ROOT)}  # compose mounts the checkout at this same path
-    built = sh("images/build.sh", "tests", env=env, check=False)
-    assert built.returncode == 0, f"images/build.sh tests failed:\n{built.stderr[-3000:]}"
     done = sh("docker", "compose", "run", "--rm", "tests", "-q", "tests/unit/test_rounds.py",
               "tests/integration/test_docker.py::test_image_labels", env=env, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", done.stdout) and "failed" not in done.stdout
+
+
+# -- a newcomer's first commands, on a fresh clone -------------------------------------------------
+
+NEWCOMER = 4321  # a uid with no account here, in the docker group: what an ordinary user is to the engine
+
+
+def newcomer(uid: int, home: Path) -> tuple[list[str], dict[str, str]]:
+    """The command prefix and environment of ``uid`` with ``home``: root as it is, anyone else through
+    setpriv, with the group of the engine's socket (the docker group) and the Compose plugin."""
+    env = os.environ | {"PWD": str(home / "mlperf-harness")}  # compose's ${PWD}: where the clone is
+    if uid == os.geteuid():
+        return [], env
+    env["HOME"] = str(home)
+    plugins = json.loads(sh("docker", "info", "--format", "{{json .ClientInfo.Plugins}}").stdout)
+    compose = next(Path(p["Path"]) for p in plugins if p["Name"] == "compose")
+    (home / ".docker" / "cli-plugins").mkdir(parents=True)
+    shutil.copy2(compose, home / ".docker" / "cli-plugins" / "docker-compose")
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, uid, uid)
+    socket = os.stat("/var/run/docker.sock").st_gid
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={socket}"], env
+
+
+def owners(folder: Path) -> set[int]:
+    return {path.lstat().st_uid for path in [folder, *folder.rglob("*")]}
+
+
+@pytest.mark.parametrize("uid", [0, NEWCOMER], ids=["root", "ordinary-user"])
+def test_the_readme_commands_on_a_fresh_clone(tool_images, tmp_path, uid):
+    """What a newcomer does: clone, no ./results, the README's commands; the run folders, the
+    harness service's output and the test service's files belong to whoever ran them."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the fresh-clone tests need root (they run as root and as an ordinary user)")
+        if uid == 0:
+            pytest.skip("the root case needs root; CI runs it")
+        uid = os.geteuid()  # an ordinary user already
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix, env = newcomer(uid, home)
+    clone = home / "mlperf-harness"
+
+    def run(*command: str, **more: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, *command], cwd=clone if clone.exists() else home, env=env | more,
+                              capture_output=True, text=True)
+
+    trust = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
+    assert run("git", "clone", "-q", str(ROOT), str(clone), **trust).returncode == 0
+    assert not (clone / "results").exists()
+    done = run("docker", "compose", "run", "--rm", "gptj", N_COUNT="4")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = clone / "results"
+    runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
+    assert set(runs) == {"accuracy", "performance"} and owners(results) == {uid}
+    manifest = json.loads((runs["accuracy"] / "manifest.json").read_text())
+    assert manifest["process"]["uid"] != 0  # the benchmark itself never runs as root
+    assert "demo targets: agreement with the reference execution" in done.stdout
+    assert re.search(r"gptj-99\.9\s+rouge1\s+100\s+99\.9\s+1\.001\s+PASS", done.stdout)
+    done = run("docker", "compose", "run", "--rm", "harness")
+    assert done.returncode == 0 and "collect: 2 run(s) resolved" in done.stdout, done.stdout + done.stderr
+    done = run("docker", "compose", "run", "--rm", "harness", "report", f"/results/{runs['accuracy'].name}",
+               "--html", "/results/report.html")
+    assert done.returncode == 0 and (results / "report.html").is_file(), done.stdout + done.stderr
+    assert owners(results) == {uid}
+    done = run("docker", "compose", "run", "--rm", "tests", "-q", "tests/unit/test_rounds.py")
+    assert done.returncode == 0 and re.search(r"\b\d+ passed\b", done.stdout), done.stdout[-3000:] + done.stderr
+    assert owners(clone / ".pytest-tmp") == {uid}
+    assert run("rm", "-r", str(results), str(clone / ".pytest-tmp")).returncode == 0  # theirs to remove
