@@ -101,4 +101,6 @@ def new_run_dir(out: Path | None, name: str) -> Path:
             return candidate.resolve()
         except FileExistsError:
             continue
+        except OSError:
+            make_folder(candidate)  # names the folder and the reason
     raise HarnessError(f"could not create a new run folder under {root}")

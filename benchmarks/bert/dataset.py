@@ -15,15 +15,15 @@ vocabulary, max_seq_length 384, doc_stride 128, max_query_length 64:
 
 Features are computed when the dataset is loaded (untimed) and cached under the harness cache
 folder, keyed by the sha256 of the dev file and the vocabulary, as the reference caches
-``eval_features.pickle``: on the real set each LoadGen process and the scorer would otherwise
-tokenize 10,570 questions again.
+``eval_features.pickle`` (here as plain arrays, which run no code when read): on the real set
+each LoadGen process and the scorer would otherwise tokenize 10,570 questions again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,18 +168,36 @@ def make_features(examples: list[Example], tokenizer) -> list[Feature]:
     return features
 
 
+def _pack(features: list[Feature]) -> bytes:
+    """Features as an .npz of plain arrays (no pickle): the ids, and the rest as JSON bytes."""
+    meta = [{"example": f.example_index, "tokens": f.tokens, "orig": sorted(f.token_to_orig_map.items()),
+             "max_context": sorted(f.token_is_max_context.items())} for f in features]
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=np.stack([f.input_ids for f in features]).astype(np.int32),
+             meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes) -> list[Feature]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as found:
+        ids, meta = found["ids"].astype(np.int64), json.loads(found["meta"].tobytes())
+    return [Feature(m["example"], m["tokens"], dict(map(tuple, m["orig"])), dict(map(tuple, m["max_context"])),
+                    ids[n], len(m["tokens"])) for n, m in enumerate(meta)]
+
+
 def cached_features(data_dir: Path, examples: list[Example]) -> list[Feature]:
-    """``make_features``, cached by content; an unreadable or unwritable cache only costs time."""
+    """``make_features``, cached by content (plain arrays, nothing that runs code when read); an
+    unreadable or unwritable cache only costs time."""
     key = hashlib.sha256(f"{MAX_SEQ_LENGTH}/{DOC_STRIDE}/{MAX_QUERY_LENGTH}".encode())
     for path in (data_dir / DATASET_FILE, vocab_path(data_dir)):
         key.update(sha256_file(path).encode())
-    cache = cache_root() / "bert" / f"features-{key.hexdigest()[:24]}.pickle"
+    cache = cache_root() / "bert" / f"features-{key.hexdigest()[:24]}.npz"
     try:
-        return pickle.loads(cache.read_bytes())  # written by this function only
-    except Exception:  # noqa: BLE001 - absent, truncated or stale: rebuild it
+        return _unpack(cache.read_bytes())
+    except (OSError, ValueError, KeyError, TypeError):  # absent, truncated or stale: rebuild it
         pass
     features = make_features(examples, load_tokenizer(data_dir))
-    store_cache(cache, pickle.dumps(features, protocol=pickle.HIGHEST_PROTOCOL))
+    store_cache(cache, _pack(features))
     return features
 
 

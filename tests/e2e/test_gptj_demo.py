@@ -116,7 +116,20 @@ def test_partitions_merge_to_the_whole(accuracy_run, demo_data, tmp_path, capsys
     log.write_text(json.dumps(entries))
     assert harness("merge", str(holed), "--out", str(tmp_path / "m4")) == 2
     assert "samples missing: 5" in capsys.readouterr().err
-    assert not (tmp_path / "m2").exists() and not (tmp_path / "m4").exists()
+    # a partition run that did not finish, or whose partition.json was tampered with
+    stopped = tmp_path / "stopped"
+    shutil.copytree(parts, stopped)
+    result = json.loads((stopped / "result.json").read_text()) | {"incomplete": {"reason": "stopped by SIGTERM"}}
+    (stopped / "result.json").write_text(json.dumps(result))
+    assert harness("merge", str(stopped), "--out", str(tmp_path / "m5")) == 2
+    assert "did not finish (stopped by SIGTERM); run its partition(s) again" in capsys.readouterr().err
+    moved = tmp_path / "moved"
+    shutil.copytree(parts, moved)
+    meta = moved / "partition-1-of-2" / "partition.json"
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | {"start": 3}))  # overlapping partition 0
+    assert harness("merge", str(moved), "--out", str(tmp_path / "m6")) == 2
+    assert "samples [3, 8) are not partition 1 of 2 over 8" in capsys.readouterr().err
+    assert not any((tmp_path / m).exists() for m in ("m2", "m4", "m5", "m6"))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -107,6 +107,12 @@ def refusal(tmp_path, folders, **options) -> str:
     return str(error.value)
 
 
+def test_an_incomplete_run_is_refused(tmp_path, runs):
+    result = json.loads((runs[0] / "result.json").read_text()) | {"incomplete": {"reason": "stopped by SIGTERM"}}
+    (runs[0] / "result.json").write_text(json.dumps(result))
+    assert f"{runs[0]} is an incomplete run (stopped by SIGTERM); run it again" in refusal(tmp_path, runs)
+
+
 def test_the_tree_file_by_file(tmp_path, runs):
     done = build(tmp_path, runs)
     assert done["results"] == ["resnet Offline: 100.00 samples/s", "resnet Server: 100.00 samples/s"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -107,9 +108,13 @@ def test_features_are_cached_by_content(tmp_path, monkeypatch, demo_copy):
     root = demo_copy("bert")
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     first = dataset.load(root).features
-    assert len(list((tmp_path / "cache" / "bert").glob("features-*.pickle"))) == 1
+    assert len(list((tmp_path / "cache" / "bert").glob("features-*.npz"))) == 1
     monkeypatch.setattr(dataset, "make_features", lambda *a: pytest.fail("features were rebuilt"))
-    assert [f.tokens for f in dataset.load(root).features] == [f.tokens for f in first]
+    again = dataset.load(root).features  # every field, read back from plain arrays
+    assert [dataclasses.replace(f, input_ids=None) for f in again] == [dataclasses.replace(f, input_ids=None)
+                                                                          for f in first]
+    assert all(np.array_equal(a.input_ids, b.input_ids) and a.input_ids.dtype == np.int64 for a, b in zip(again, first))
+    assert np.load(next((tmp_path / "cache" / "bert").glob("features-*.npz")), allow_pickle=False)["ids"].ndim == 3
     squad = json.loads((root / "dev-v1.1.json").read_text())
     squad["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Which bridge?"
     (root / "dev-v1.1.json").write_text(json.dumps(squad))
