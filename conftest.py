@@ -97,3 +97,12 @@ def make_manifest():
                 "inputs": {"data_dir": "/d", "demo": True, "tree_sha256": listing_sha256({}), "files": {}}}
 
     return make
+
+
+@pytest.fixture
+def needs_root():
+    """For tests that act as several users: skipped for an ordinary user, a failure in CI (which runs as root)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs root: it acts as several users (CI runs the suite as root)")
+        pytest.skip("needs root: it acts as several users; CI runs it")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-from harness import demo, logs
+from harness import demo, logs, untrusted
 from harness.errors import DataError
 from harness.registry import Benchmark
 from harness.rounds import Round
-from harness.util import listing
+from harness.util import listing, read_json
 
 SCENARIO_METRICS = {
     "Offline": {"samples_per_second": "result_samples_per_second",
@@ -38,9 +37,19 @@ CHECKS = {"result_min_duration_met": "min duration not met",
           "result_perf_constraints_met": "latency constraint not met"}
 
 
+SUT_STATS = {"issued": int, "completed": int, "failed": int, "errors": list, "failed_indices": list,
+             "stalled": (str, type(None)), "wall_s": float, "devices": list}
+
+
 def sut_stats(log_dir: Path) -> dict[str, Any]:
+    """What the test process's SUT counted (``sut_stats.json``; none when the test did not finish)."""
     path = log_dir / "sut_stats.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    stats = untrusted.record(read_json(path, f"{path} is missing", "a sut_stats.json"), str(path), {}, SUT_STATS)
+    if not all(isinstance(error, str) for error in stats.get("errors", [])):
+        raise untrusted.fail(str(path), "its errors are not text")
+    return stats
 
 
 def sut_problems(stats: dict[str, Any]) -> list[str]:

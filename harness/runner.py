@@ -153,14 +153,14 @@ def finishing(run_dir: Path, result: dict[str, Any], echo: bool) -> Iterator[Non
     what finished, says why, its report is printed, and the error goes on (Ctrl-C as Interrupted)."""
     write_json(run_dir / "result.json", result | {"incomplete": {"reason": STARTED}})
     try:
-        yield
-    except (HarnessError, KeyboardInterrupt) as exc:
-        stopped = exc if not isinstance(exc, KeyboardInterrupt) else Interrupted("interrupted by Ctrl-C (SIGINT)", 130)
-        result["incomplete"] = {"reason": str(stopped)}
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted by Ctrl-C (SIGINT)", 130) from None
+    except HarnessError as exc:
+        result["incomplete"] = {"reason": str(exc)}
         write_result(run_dir, result, echo)
-        if stopped is exc:
-            raise
-        raise stopped from None
+        raise
 
 
 def run(config: RunConfig, out: Path | None = None, echo: bool = True, inputs: dict[str, Any] | None = None,

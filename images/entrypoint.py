@@ -14,8 +14,8 @@ the owner of the results folder; when root owns it (the engine creates a missing
 root, whoever runs ``docker compose``), to the owner of the checkout compose mounts read-only at
 ``CHECKOUT``, which on a fresh clone is whoever cloned it, and the folder is handed to them. A
 benchmark then runs as that user, and never as root: when root is the owner, it runs as the
-image's user, in root's group for the results folder, and what it wrote is handed to root when it
-ends. The harness image's commands (``collect`` needs the engine's socket) run as the owner, root
+image's user, in the results folder's group (made writable for the run), and what it wrote is
+handed to root when it ends. The harness image's commands (``collect`` needs the engine's socket) run as the owner, root
 included, with the socket's group. The tests run as root (they start containers as several users)
 and hand what they wrote into the checkout to its owner.
 
@@ -132,18 +132,18 @@ def main(argv: list[str]) -> int:
         return run(commands, uid, gid, groups)
     if uid != 0:
         return run(commands, uid, gid, [])
-    # root's results: the image's user writes them through root's group, then hands them to root
+    # root's results: the image's user writes them through the folder's group, then hands them to root
     before = set(results.iterdir())
-    mode = results.stat().st_mode
+    stat = results.stat()
     try:
-        os.chmod(results, mode | 0o070)
+        os.chmod(results, stat.st_mode | 0o070)
     except OSError:  # e.g. mounted read-only: the harness names the folder it cannot write
         pass
     try:
-        return run(commands, *IMAGE_USER, [0])
+        return run(commands, *IMAGE_USER, [stat.st_gid])
     finally:
         try:
-            os.chmod(results, mode)
+            os.chmod(results, stat.st_mode)
             hand_over(sorted(set(results.iterdir()) - before), 0, 0, only_from=IMAGE_USER[0])
         except OSError:
             pass

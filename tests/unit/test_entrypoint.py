@@ -1,0 +1,63 @@
+"""The images' entrypoint without a container: the harness runs its knobs ask for, and whom results belong to."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def entrypoint(monkeypatch, tmp_path):
+    spec = importlib.util.spec_from_file_location("entrypoint", ROOT / "images" / "entrypoint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "CHECKOUT", tmp_path / "checkout-compose.yaml")
+    for knob in ("SCENARIO", "MODE", "N_COUNT", "DATA_TYPE", "DEVICE", "N_DEVICES", "N_PARTITIONS",
+                 "PARTITION_OFFSET", "BATCH_SIZE", "HARNESS_ARGS"):
+        monkeypatch.delenv(knob, raising=False)
+    monkeypatch.setenv("BENCHMARK", "gptj")
+    return module
+
+
+def test_the_default_job_is_accuracy_then_performance(entrypoint):
+    harness = [sys.executable, "-m", "harness", "run", "gptj"]
+    assert entrypoint.benchmark_job([]) == [harness + ["--mode", "accuracy", "--scenario", "Offline"],
+                                            harness + ["--mode", "performance", "--scenario", "Offline"]]
+
+
+def test_knobs_become_harness_options(entrypoint, monkeypatch):
+    for name, value in {"SCENARIO": "Server", "MODE": "accuracy", "N_COUNT": "8", "N_DEVICES": "2",
+                        "HARNESS_ARGS": "--batch-wait-ms 3 --trace"}.items():
+        monkeypatch.setenv(name, value)
+    assert entrypoint.benchmark_job(["--check"]) == [[
+        sys.executable, "-m", "harness", "run", "gptj", "--mode", "accuracy", "--scenario", "Server",
+        "--n-count", "8", "--n-devices", "2", "--batch-wait-ms", "3", "--trace", "--check"]]
+
+
+def test_results_belong_to_their_folder_s_owner_or_else_to_the_checkout_s(entrypoint, tmp_path, needs_root):
+    results = tmp_path / "results"
+    results.mkdir()
+    assert entrypoint.owner(results) == (0, 0)  # root's folder, no checkout: root's
+    entrypoint.CHECKOUT.write_text("")
+    os.chown(entrypoint.CHECKOUT, 4321, 4321)  # a checkout cloned by somebody else
+    assert entrypoint.owner(results) == (4321, 4321)
+    assert (results.stat().st_uid, results.stat().st_gid) == (4321, 4321)  # the folder is handed to them
+    assert entrypoint.owner(results) == (4321, 4321)
+
+
+def test_what_was_written_is_handed_over_links_untouched(entrypoint, tmp_path, needs_root):
+    made = tmp_path / "run"
+    (made / "accuracy").mkdir(parents=True)
+    (made / "accuracy" / "log").write_text("")
+    outside = tmp_path / "outside"
+    outside.write_text("")
+    (made / "link").symlink_to(outside)
+    entrypoint.hand_over([made], 4321, 4321)
+    assert {p.lstat().st_uid for p in [made, *made.rglob("*")]} == {4321}
+    assert outside.stat().st_uid == 0  # a link is chowned itself, never what it points to
