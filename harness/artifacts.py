@@ -133,19 +133,20 @@ def _verdict(bench: Benchmark, folder: Path, samples: int, full: bool) -> str:
             f"{samples} samples read")
 
 
-def copy_regular(source: Path, target: Path, root: Path) -> None:
+def copy_regular(source: Path, target: Path, root: Path, within: frozenset[Path] = frozenset()) -> None:
     """Copy a file or a folder of ``root`` as regular files and folders only: a link is followed
     when it points inside ``root`` (its content is copied) and refused when it points outside, as
-    are devices, pipes and sockets, so a prepared data folder holds nothing but plain files."""
+    are devices, pipes and sockets and links that loop, so a prepared data folder holds nothing but
+    plain files. ``within``: the real folders being copied above this one."""
     real = source.resolve()
     if not real.is_relative_to(root.resolve()):
         raise DataError(f"{source} is a link to {real}, outside {root}; copy the file itself into {root}")
     if real.is_dir():
+        if real in within:
+            raise DataError(f"{source} is a link to a folder that holds it (a loop); remove the link")
         target.mkdir()
         for child in sorted(source.iterdir()):
-            if child.is_symlink() and child.resolve().is_relative_to(real) and child.resolve().is_dir():
-                raise DataError(f"{child} is a link to a folder above it (a loop); remove the link")
-            copy_regular(child, target / child.name, root)
+            copy_regular(child, target / child.name, root, within | {real})
     elif real.is_file():
         shutil.copyfile(real, target)
         shutil.copystat(real, target)

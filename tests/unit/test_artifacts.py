@@ -116,6 +116,18 @@ def test_prepare_copies_regular_files_and_refuses_links_that_leave_the_source(be
     assert not copied.is_symlink() and copied.is_file() and copied.read_bytes() == b"\0" * 10
 
 
+def test_prepare_follows_links_to_folders_inside_and_refuses_loops(bench, tmp_path):
+    b, source = bench
+    shutil.move(source / "model", source / "weights")
+    (source / "model").symlink_to("weights", target_is_directory=True)  # a folder linked inside the source
+    artifacts.prepare(b, source, tmp_path / "data")
+    assert (tmp_path / "data" / "model" / "w.bin").is_file() and not (tmp_path / "data" / "model").is_symlink()
+    (source / "weights" / "again").symlink_to("..", target_is_directory=True)
+    with pytest.raises(DataError, match=r"again/model is a link to a folder that holds it \(a loop\)"):
+        artifacts.prepare(b, source, tmp_path / "data2")
+    assert not (tmp_path / "data2").exists()
+
+
 def test_prepare_refuses_what_is_not_a_file_or_folder(bench, tmp_path):
     import os
 
