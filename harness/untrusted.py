@@ -17,7 +17,6 @@ from typing import Any
 from harness.errors import HarnessError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 def fail(where: str, problem: str) -> HarnessError:
@@ -32,8 +31,8 @@ def sha256_hex(value: Any, where: str) -> str:
 
 
 def is_plain_name(value: Any) -> bool:
-    """A file or folder name without any path in it: no '/', no '..', not hidden, no odd characters."""
-    return isinstance(value, str) and bool(_NAME.match(value)) and value not in (".", "..")
+    """A file or folder name, not a path: not empty, not '.' or '..', no '/', '\\' or NUL in it."""
+    return isinstance(value, str) and value not in ("", ".", "..") and not any(c in value for c in "/\\\0")
 
 
 def relative_path(value: Any, where: str) -> str:
