@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def resolve(bench: Benchmark, data: Path | None, seed: int = 0) -> tuple[Path, b
     if real.is_dir() and any((real / a).exists() for a in _paths(bench)):
         return _checked(bench, real), False
     folder = cache_root() / "demo" / f"{bench.spec.id}-seed{seed}"
+    if demo.is_demo(folder) and not (folder / demo.REFERENCE_LOG).is_file():
+        print(f"{folder} was built by an older harness, without the reference's responses: building it again")
+        shutil.rmtree(folder)  # the harness's own cache
     if not demo.is_demo(folder):
         print(f"building the {bench.spec.id} demo tier in {folder} (offline, once)", flush=True)
         demo.build(bench, folder, seed)

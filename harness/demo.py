@@ -87,6 +87,9 @@ def build(bench: Benchmark, out: Path, seed: int = 0) -> Path:
 def reference_metrics(bench: Benchmark, data_dir: Path, indices: list[int]) -> dict[str, Any]:
     """The reference's score on the same samples, in the same order, from the demo's reference log."""
     path = data_dir / REFERENCE_LOG
+    if not path.is_file():
+        raise DataError(f"{path} is missing: {data_dir} is a demo folder without the reference's responses (made "
+                        f"by an older harness?); build it again with `harness demo-data {bench.spec.id} --out DIR`")
     records = logs.read_accuracy(path)
     outputs = logs.decode_outputs(records, bench.spec.payload_dtype, len(records), path)
     missing = [i for i in indices if i not in outputs]
