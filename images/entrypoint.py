@@ -15,9 +15,10 @@ root, whoever runs ``docker compose``), to the owner of the checkout compose mou
 ``CHECKOUT``, which on a fresh clone is whoever cloned it, and the folder is handed to them. A
 benchmark then runs as that user, and never as root: when root is the owner, it runs as the
 image's user, in the results folder's group (made writable for the run), and what it wrote is
-handed to root when it ends. The harness image's commands (``collect`` needs the engine's socket) run as the owner, root
-included, with the socket's group. The tests run as root (they start containers as several users)
-and hand what they wrote into the checkout to its owner.
+handed to root when it ends. The harness image's commands (``collect`` needs the engine's socket
+and rewrites run folders of any owner, keeping their owners) run as root, and what they create in
+the results folder is handed to its owner. The tests run as root (they start containers as several
+users) and hand what they wrote into the checkout to its owner.
 
 Ctrl-C and SIGTERM (``docker stop``) are passed to the harness, which stops its LoadGen tests and
 marks its run folder incomplete; the exit status is the harness's (128 + N for a signal N).
@@ -34,7 +35,6 @@ from pathlib import Path
 
 RESULTS = Path(os.environ.get("HARNESS_RESULTS", "/results"))
 CHECKOUT = Path("/etc/mlperf-harness/checkout")
-SOCKET = Path("/var/run/docker.sock")
 IMAGE_USER = (1000, 1000)  # mlperf, made in the base image
 TEST_OUTPUTS = (".pytest-tmp", "results", "images/wheels")  # what the tests write into the checkout
 _child: subprocess.Popen | None = None
@@ -70,6 +70,11 @@ def hand_over(paths: list[Path], uid: int, gid: int, only_from: int | None = Non
             for folder, names, files in os.walk(top):
                 for name in names + files:
                     one(Path(folder, name))
+
+
+def _tree(folder: Path) -> set[Path]:
+    """Every path below ``folder``."""
+    return {Path(top, name) for top, names, files in os.walk(folder) for name in names + files}
 
 
 def _forward(signum: int, frame: object) -> None:
@@ -127,9 +132,13 @@ def main(argv: list[str]) -> int:
         return run(commands, os.geteuid(), os.getegid(), [])
     results = RESULTS if RESULTS.is_dir() else None
     uid, gid = owner(results) if results else IMAGE_USER
-    if "BENCHMARK" not in os.environ:  # the harness image: the owner, with the engine's socket
-        groups = [SOCKET.stat().st_gid] if SOCKET.exists() else []
-        return run(commands, uid, gid, groups)
+    if "BENCHMARK" not in os.environ:  # the harness image: root, which reaches the engine's socket and
+        before = _tree(results) if results else set()  # rewrites any run folder keeping its owner
+        try:
+            return run(commands, 0, 0, [])
+        finally:
+            if results:
+                hand_over(sorted(_tree(results) - before), uid, gid, only_from=0)  # what it made is the owner's
     if uid != 0:
         return run(commands, uid, gid, [])
     # root's results: the image's user writes them through the folder's group, then hands them to root

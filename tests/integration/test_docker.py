@@ -224,12 +224,15 @@ def tool_images(images) -> None:
     assert built.returncode == 0, f"images/build.sh harness tests failed:\n{built.stderr[-3000:]}"
 
 
-def test_tests_service_drives_the_engine_from_a_container(gptj_image, tool_images):
+def test_tests_service_drives_the_engine_from_a_container(gptj_image, tool_images, tmp_path):
     """`docker compose run --rm tests` on a machine with only Docker: the suite's own image runs
     pytest on the mounted checkout and starts sibling containers through the socket."""
     env = os.environ | {"PWD": str(ROOT)}  # compose mounts the checkout at this same path
-    done = sh("docker", "compose", "run", "--rm", "tests", "-q", "tests/unit/test_rounds.py",
-              "tests/integration/test_docker.py::test_image_labels", env=env, check=False)
+    # a folder of its own: this suite may itself run in the tests service, whose pytest folder is
+    # the checkout's .pytest-tmp, which the inner pytest would otherwise clear
+    done = sh("docker", "compose", "run", "--rm", "tests", "-q", "--basetemp", str(tmp_path / "inner"),
+              "tests/unit/test_rounds.py", "tests/integration/test_docker.py::test_image_labels", env=env,
+              check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", done.stdout) and "failed" not in done.stdout
 
