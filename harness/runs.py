@@ -62,6 +62,35 @@ class Run:
 
 
 RESULT = {"benchmark": str, "mlperf_names": list, "round": str, "demo": bool, "samples": int, "settings": dict}
+NUMBER = (int, float)
+# what reports, diff and submit read of the sections, each of its type where present
+ACCURACY = {"samples": int, "full_dataset": bool, "metrics": dict, "variants": dict, "problems": list, "targets": str}
+CHECK = {"metric": str, "value": NUMBER, "target": NUMBER, "upper": (*NUMBER, type(None)), "ratio": NUMBER,
+         "passed": bool, "note": str}
+PERFORMANCE = {"validity": str, "loadgen_validity": str, "reasons": list, "metrics": dict, "latency_ns": dict,
+               "query_count": (int, type(None)), "min_duration_ms": (int, type(None)),
+               "loadgen_version": (str, type(None))}
+
+
+def _sections(result: dict[str, Any], where: str) -> None:
+    """The accuracy and performance sections: the keys reports and submissions read, of their types."""
+    accuracy = result.get("accuracy")
+    if accuracy is not None:
+        untrusted.record(accuracy, f"{where} accuracy", {}, ACCURACY, extra=True)
+        for name, variant in accuracy.get("variants", {}).items():
+            untrusted.record(variant, f"{where} accuracy {name}", {"passed": bool, "checks": list})
+            for check in variant["checks"]:
+                untrusted.record(check, f"{where} accuracy {name}", {k: CHECK[k] for k in ("metric", "value", "target",
+                                 "ratio", "passed")}, CHECK)
+        if not all(untrusted.is_a(v, (*NUMBER, str, type(None))) for v in accuracy.get("metrics", {}).values()):
+            raise untrusted.fail(where, "its accuracy metrics are not numbers")
+    performance = result.get("performance")
+    if performance is not None:
+        untrusted.record(performance, f"{where} performance", {"validity": str}, PERFORMANCE, extra=True)
+        numbers = [*performance.get("metrics", {}).values(), *performance.get("latency_ns", {}).values()]
+        if not all(untrusted.is_a(v, NUMBER) for v in numbers) or not all(
+                isinstance(r, str) for r in performance.get("reasons", [])):
+            raise untrusted.fail(where, "its performance metrics are not numbers, or its reasons not text")
 
 
 def read_run(folder: Path) -> Run:
@@ -97,6 +126,7 @@ def read_run(folder: Path) -> Run:
     checked = result.get("compliance")
     if checked is not None and (not isinstance(checked, dict) or checked.get("test") not in TESTS):
         raise untrusted.fail(where, "its compliance section names no known test")
+    _sections(result, where)
     incomplete = result.get("incomplete")
     if incomplete is not None:
         untrusted.record(incomplete, f"{where} incomplete", {"reason": str})

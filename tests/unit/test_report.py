@@ -113,7 +113,12 @@ def test_result_fields_that_could_build_paths_or_pages_are_checked(tmp_path, cap
                             ({"benchmark": "../resnet"}, "unknown benchmark '../resnet'"),
                             ({"mlperf_names": ["../../x"]}, "MLPerf names ['../../x'] are not resnet's"),
                             ({"compliance": {"test": "../TEST01"}}, "its compliance section names no known test"),
-                            ({"settings": made["settings"] | {"scenario": "../Offline"}}, "scenario '../Offline'")):
+                            ({"settings": made["settings"] | {"scenario": "../Offline"}}, "scenario '../Offline'"),
+                            ({"accuracy": made["accuracy"] | {"targets": 7}}, "'targets' is int, expected str"),
+                            ({"accuracy": made["accuracy"] | {"variants": {"resnet": {"passed": True, "checks": [
+                                {"metric": "acc", "value": "<b>76</b>", "target": 75.7, "ratio": 1.0,
+                                 "passed": True}]}}}}, "'value' is str, expected int or float"),
+                            ({"performance": made["performance"] | {"reasons": [{"x": 1}]}}, "reasons not text")):
         (folders[0] / "result.json").write_text(json.dumps(made | change))
         assert cli.main(["report", str(folders[0])]) == 2
         assert message in capsys.readouterr().err
