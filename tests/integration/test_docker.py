@@ -224,15 +224,20 @@ def tool_images(images) -> None:
     assert built.returncode == 0, f"images/build.sh harness tests failed:\n{built.stderr[-3000:]}"
 
 
-def test_tests_service_drives_the_engine_from_a_container(gptj_image, tool_images, tmp_path):
+def test_tests_service_drives_the_engine_from_a_container(gptj_image, tool_images):
     """`docker compose run --rm tests` on a machine with only Docker: the suite's own image runs
     pytest on the mounted checkout and starts sibling containers through the socket."""
     env = os.environ | {"PWD": str(ROOT)}  # compose mounts the checkout at this same path
-    # a folder of its own: this suite may itself run in the tests service, whose pytest folder is
-    # the checkout's .pytest-tmp, which the inner pytest would otherwise clear
-    done = sh("docker", "compose", "run", "--rm", "tests", "-q", "--basetemp", str(tmp_path / "inner"),
-              "tests/unit/test_rounds.py", "tests/integration/test_docker.py::test_image_labels", env=env,
-              check=False)
+    # a pytest folder of its own in the mounted checkout: this suite may itself run in the tests
+    # service, whose pytest folder is the checkout's .pytest-tmp, which the inner run would clear
+    inner = ROOT / ".pytest-tmp" / f"inner-{os.getpid()}"
+    inner.parent.mkdir(exist_ok=True)
+    try:
+        done = sh("docker", "compose", "run", "--rm", "tests", "-q", "--basetemp", str(inner),
+                  "tests/unit/test_rounds.py", "tests/integration/test_docker.py::test_image_labels", env=env,
+                  check=False)
+    finally:
+        shutil.rmtree(inner, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\b\d+ passed\b", done.stdout) and "failed" not in done.stdout
 
