@@ -36,7 +36,7 @@ from pathlib import Path
 RESULTS = Path(os.environ.get("HARNESS_RESULTS", "/results"))
 CHECKOUT = Path("/etc/mlperf-harness/checkout")
 IMAGE_USER = (1000, 1000)  # mlperf, made in the base image
-TEST_OUTPUTS = (".pytest-tmp", "results", "images/wheels")  # what the tests write into the checkout
+TEST_OUTPUTS = ("results", "images/wheels")  # what the tests write into the checkout, besides pytest's folder
 _child: subprocess.Popen | None = None
 
 
@@ -106,6 +106,17 @@ def run(commands: list[list[str]], uid: int, gid: int, groups: list[int]) -> int
     return status
 
 
+def basetemp(args: list[str], checkout: Path) -> Path:
+    """The pytest folder the arguments name (the last --basetemp wins, as in pytest)."""
+    found = checkout / ".pytest-tmp"
+    for n, arg in enumerate(args):
+        if arg == "--basetemp" and n + 1 < len(args):
+            found = Path(args[n + 1])
+        elif arg.startswith("--basetemp="):
+            found = Path(arg.split("=", 1)[1])
+    return found if found.is_absolute() else checkout / found
+
+
 def benchmark_job(args: list[str]) -> list[list[str]]:
     """The harness runs of the image's benchmark that the environment's knobs ask for."""
     knobs = {"N_COUNT": "--n-count", "DATA_TYPE": "--dtype", "DEVICE": "--device", "N_DEVICES": "--n-devices",
@@ -125,7 +136,8 @@ def main(argv: list[str]) -> int:
         checkout = Path.cwd()
         status = run([[sys.executable, "-m", "pytest", *args]], 0, 0, [])
         stat = checkout.stat()
-        hand_over([checkout / path for path in TEST_OUTPUTS], stat.st_uid, stat.st_gid, only_from=0)
+        hand_over([checkout / path for path in TEST_OUTPUTS] + [basetemp(args, checkout)], stat.st_uid, stat.st_gid,
+                  only_from=0)
         return status
     commands = [harness + args] if role == "harness" else benchmark_job(args)
     if os.geteuid() != 0:  # started as a user already (docker run --user): nothing to settle

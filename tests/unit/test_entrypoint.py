@@ -61,3 +61,10 @@ def test_what_was_written_is_handed_over_links_untouched(entrypoint, tmp_path, n
     entrypoint.hand_over([made], 4321, 4321)
     assert {p.lstat().st_uid for p in [made, *made.rglob("*")]} == {4321}
     assert outside.stat().st_uid == 0  # a link is chowned itself, never what it points to
+
+
+def test_the_tests_hand_over_the_pytest_folder_they_used(entrypoint, tmp_path):
+    assert entrypoint.basetemp(["-q"], tmp_path) == tmp_path / ".pytest-tmp"
+    args = ["--basetemp", "/c/.pytest-tmp", "-p", "no:cacheprovider", "--basetemp", "/c/.pytest-tmp/inner-7", "-q"]
+    assert entrypoint.basetemp(args, tmp_path) == Path("/c/.pytest-tmp/inner-7")  # the last one, as pytest takes it
+    assert entrypoint.basetemp(["--basetemp=tmp"], tmp_path) == tmp_path / "tmp"
