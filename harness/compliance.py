@@ -31,6 +31,11 @@ Verification, per test (the official scripts' rules; where the harness is strict
   reciprocal of the latency, which gives 20% to nearly every stream run; here it is the latency).
 * TEST05: with the round's alternative seeds, the result must not be more than 5% worse (20% for
   small latencies). Its LoadGen logs must show the test05 seeds.
+* TEST06 (LLMs; accuracy checks only, the run's performance is recorded, not judged): in the
+  about 100 responses LoadGen logged, outside Offline the streamed first token must be where the
+  final output begins; no output may end in two or more EOS tokens (counted back from the end, its
+  first token aside, as the official loop does); each output's length must equal the ``n_tokens``
+  LoadGen recorded. ``verify_accuracy.txt`` has the official lines, which the checker greps.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness import datadir, evaluate, logs, provenance, registry, report, runner, settings
 from harness.errors import DataError, HarnessError
 from harness.jobs import Job
@@ -49,8 +56,7 @@ from harness.runs import Run, read_run
 from harness.settings import RunConfig
 from harness.util import listing
 
-TESTS = ("TEST01", "TEST04", "TEST05")
-"""Implemented tests; TEST06 (LLM token checks) slots in with an accuracy-only verifier."""
+TESTS = ("TEST01", "TEST04", "TEST05", "TEST06")
 RAW = "loadgen"
 SCORE_KEYS = {"Offline": "result_samples_per_second", "Server": "result_completed_samples_per_sec",
               "SingleStream": "early_stopping_latency_ss", "MultiStream": "early_stopping_latency_ms"}
@@ -123,7 +129,8 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
         performance = evaluate.performance(run_dir / RAW, config.scenario, rnd,
                                            rnd.test05_seeds if test == "TEST05" else None)
         checked = verify(test, bench, rnd, reference, run_dir / RAW, run_dir / test, data_dir)
-        if performance["reasons"]:  # the run itself must be one the checker accepts: no errors, the right seeds
+        if performance["reasons"] and test != "TEST06":  # the run must be one the checker accepts (TEST06: not
+            # judged, the checker reads no performance logs of it)
             checked["passed"] = False
             checked["reasons"] += [f"this run: {reason}" for reason in performance["reasons"]]
         applied = run_dir / RAW / "audit_settings.json"
@@ -140,6 +147,9 @@ def run(bench_id: str, test: str, results: list[Path], scenario: str | None = No
 def verify(test: str, bench: registry.Benchmark, rnd: Round, reference: Reference, raw: Path, out: Path,
            data_dir: Path) -> dict[str, Any]:
     """Verify a finished compliance test in ``raw`` and write the checker's layout into ``out``."""
+    if test == "TEST06":
+        return verify_tokens(raw / logs.ACCURACY, out, reference.performance.scenario, bench.spec.payload_dtype,
+                             bench.spec.eos_token_id)
     (out / "performance" / "run_1").mkdir(parents=True)
     for name in logs.SUMMARY_AND_DETAIL:
         shutil.copy2(raw / name, out / "performance" / "run_1" / name)
@@ -160,6 +170,51 @@ def verify(test: str, bench: registry.Benchmark, rnd: Round, reference: Referenc
     checked["passed"] = perf["passed"] and (accuracy is None or accuracy["passed"] or accuracy["fallback"]["passed"])
     checked["reasons"] = [] if checked["passed"] else failure_reasons(checked)
     return checked
+
+
+def verify_tokens(log: Path, out: Path, scenario: str, dtype: str, eos: int | None) -> dict[str, Any]:
+    """TEST06: the first-token, EOS and length checks of ``log``; writes ``out/verify_accuracy.txt`` and
+    ``out/accuracy/`` as the official script does."""
+    if eos is None:
+        raise HarnessError("TEST06 needs the benchmark's EOS token id (BenchmarkSpec.eos_token_id)")
+    kind = np.dtype(dtype)
+    records = logs.read_accuracy(log)
+    failures: dict[str, list[int]] = {"first_token": [], "eos": [], "length": []}
+    for record in records:
+        if len(record.data) % kind.itemsize or len(record.token_data or b"") % kind.itemsize:
+            raise DataError(f"{log}: sample {record.qsl_idx} is not a whole number of {dtype} tokens")
+        data = np.frombuffer(record.data, dtype=kind)
+        if scenario != "Offline":
+            first = np.frombuffer(record.token_data or b"", dtype=kind)
+            common = min(len(first), len(data))
+            if record.token_data is None or not np.array_equal(first[:common], data[:common]):
+                failures["first_token"].append(record.qsl_idx)
+        trailing = 0
+        for token in data[:0:-1]:  # from the end back to the second token
+            if token != eos:
+                break
+            trailing += 1
+        if trailing >= 2:
+            failures["eos"].append(record.qsl_idx)
+        if record.token_count is None or record.token_count != len(data):
+            failures["length"].append(record.qsl_idx)
+    if not records:
+        failures["length"].append(-1)  # nothing logged: nothing was verified
+    passed = {k: not v for k, v in failures.items()}
+    lines = [f"First token check pass: {passed['first_token'] if scenario != 'Offline' else 'Skipped'}",
+             f"EOS check pass: {passed['eos']}", f"Sample length check pass: {passed['length']}",
+             "TEST06 verification complete" if all(passed.values()) else "TEST06 verification failed"]
+    (out / "accuracy").mkdir(parents=True)
+    shutil.copy2(log, out / "accuracy" / logs.ACCURACY)
+    (out / "verify_accuracy.txt").write_text("\n".join(lines) + "\n")
+    labels = {"first_token": "the streamed first token is not where the output begins",
+              "eos": "the output ends in two or more EOS tokens",
+              "length": "the output's length differs from the n_tokens LoadGen recorded"}
+    reasons = [f"{labels[k]} (samples {listing(v, 10)})" if v != [-1] else "LoadGen logged no response"
+               for k, v in failures.items() if v]
+    return {"passed": all(passed.values()), "reasons": reasons, "logged": len(records), "eos_token_id": eos,
+            "token_check": {k: {"passed": passed[k], "samples": v[:100]} for k, v in failures.items()}
+            | {"first_token_skipped": scenario == "Offline"}}
 
 
 def compare_accuracy(reference_log: Path, test_log: Path) -> dict[str, Any]:

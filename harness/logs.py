@@ -69,6 +69,10 @@ def read_summary(path: Path) -> dict[str, str]:
 class AccuracyRecord:
     qsl_idx: int
     data: bytes
+    token_data: bytes | None = None
+    """Token mode outside Offline: the payload of the sample's ``FirstTokenComplete``."""
+    token_count: int | None = None
+    """Token mode: the ``n_tokens`` of the sample's final response."""
 
 
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
@@ -93,7 +97,15 @@ def read_accuracy(path: Path) -> list[AccuracyRecord]:
             raise DataError(f"{path}: record {n} has qsl_idx {entry['qsl_idx']!r}, not a whole number")
         if not isinstance(entry["data"], str) or not _HEX.match(entry["data"]) or len(entry["data"]) % 2:
             raise DataError(f"{path}: record {n} (qsl_idx {entry['qsl_idx']}) has data that is not hex bytes")
-        records.append(AccuracyRecord(entry["qsl_idx"], bytes.fromhex(entry["data"])))
+        token_data, token_count = entry.get("token_data"), entry.get("token_count")
+        if token_data is not None and (not isinstance(token_data, str) or not _HEX.match(token_data)
+                                       or len(token_data) % 2):
+            raise DataError(f"{path}: record {n} (qsl_idx {entry['qsl_idx']}) has token_data that is not hex bytes")
+        if token_count is not None and (not isinstance(token_count, int) or isinstance(token_count, bool)):
+            raise DataError(f"{path}: record {n} (qsl_idx {entry['qsl_idx']}) has token_count {token_count!r}, "
+                            f"not a whole number")
+        records.append(AccuracyRecord(entry["qsl_idx"], bytes.fromhex(entry["data"]),
+                                      None if token_data is None else bytes.fromhex(token_data), token_count))
     return records
 
 

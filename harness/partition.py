@@ -86,7 +86,7 @@ def merged_outputs(parts: list[tuple[Path, dict[str, Any]]]) -> tuple[list[logs.
         if outside:
             raise DataError(f"{folder / logs.ACCURACY} has sample indices {listing(outside)} outside its "
                             f"partition of {size} samples")
-        records += [logs.AccuracyRecord(meta["start"] + r.qsl_idx, r.data) for r in local]
+        records += [dataclasses.replace(r, qsl_idx=meta["start"] + r.qsl_idx) for r in local]
     n = parts[0][1]["n_samples"]
     counts = Counter(r.qsl_idx for r in records)
     missing = sorted(set(range(n)) - set(counts))

@@ -238,6 +238,11 @@ def sampling_probability(target: int, expected: int) -> float:
     return target / expected if expected else float("inf")
 
 
+UNSETTABLE = {"sample_concatenate_permutation": "this LoadGen takes it only from its embedded mlperf.conf, neither "
+                                                 "as a TestSettings attribute nor from a user.conf"}
+"""Audit keys the round's LoadGen offers no way to set from outside; recorded as not applied."""
+
+
 def apply_audit(settings, audit: str, scenario: str, performance_count: int) -> dict[str, object]:
     """Apply a compliance test's audit.config lines to TestSettings, as LoadGen would apply the file;
     returns the attributes set.
@@ -251,6 +256,7 @@ def apply_audit(settings, audit: str, scenario: str, performance_count: int) -> 
     modes = {0: lg.TestMode.SubmissionRun, 1: lg.TestMode.AccuracyOnly, 2: lg.TestMode.PerformanceOnly,
              3: lg.TestMode.FindPeakPerformance}
     applied: dict[str, object] = {}
+    unset: dict[str, str] = {}
     values = audit_values(audit, scenario)
     for key, raw in values.items():
         if key == "mode":
@@ -263,11 +269,14 @@ def apply_audit(settings, audit: str, scenario: str, performance_count: int) -> 
             applied["min_duration_ms"] = int(raw)
         elif key == "accuracy_log_probability":
             applied[key] = float(raw) * 0.01  # percent in conf files
+        elif key in UNSETTABLE:
+            unset[key] = f"{raw} (not applied: {UNSETTABLE[key]})"
         elif key != "accuracy_log_sampling_target":
             raise InvalidSettings(f"audit key {key!r} cannot be applied to LoadGen's TestSettings here")
     for name, value in applied.items():
         if name != "mode":
             setattr(settings, name, value)
+    applied.update(unset)
     if "accuracy_log_sampling_target" in values:  # LoadGen: target / expected samples, after the rest
         expected = expected_samples(settings, scenario, performance_count)
         settings.accuracy_log_probability = applied["accuracy_log_probability"] = sampling_probability(

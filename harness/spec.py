@@ -42,6 +42,8 @@ class BenchmarkSpec:
     a kind not listed gets 1), as the best batch differs between a CPU and an accelerator."""
     default_batch_tokens: dict[str, int] = field(default_factory=dict)
     """Per device kind (``cpu``, ``cuda``): cap on samples x longest sample length in a batch."""
+    eos_token_id: int | None = None
+    """LLMs: the tokenizer's end-of-sequence id (TEST06 counts trailing EOS tokens)."""
     stall_timeout_s: float = 600.0
     """Default watchdog: a run with outstanding samples and no completion for this long is ended."""
     description: str = ""

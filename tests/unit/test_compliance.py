@@ -110,8 +110,8 @@ def test_scenario_lines_win_over_wildcards_and_bad_lines_are_named():
         "mode": "2"}
     with pytest.raises(InvalidSettings, match="'resnet50.mode = 2' is not"):
         settings.audit_values("resnet50.mode = 2", "Offline")
-    with pytest.raises(InvalidSettings, match="audit key 'sample_concatenate_permutation' cannot be applied"):
-        settings.apply_audit(lg.TestSettings(), "*.*.sample_concatenate_permutation = 0", "Offline", 1)
+    with pytest.raises(InvalidSettings, match="audit key 'print_timestamps' cannot be applied"):
+        settings.apply_audit(lg.TestSettings(), "*.*.print_timestamps = 1", "Offline", 1)
 
 
 def test_an_audit_file_exists_only_while_the_test_runs(tmp_path, monkeypatch):
@@ -233,3 +233,61 @@ def test_compliance_input_errors(tmp_path, capsys):
     assert "(bert Offline performance) is not a resnet run to check against" in capsys.readouterr().err
     assert cli.main(["compliance", "bert", "--test", "TEST01", "--results", str(run)]) == 2
     assert "TEST01 needs one performance run and one accuracy run" in capsys.readouterr().err
+
+
+# -- TEST06 -------------------------------------------------------------------------------------
+
+def token_log(path: Path, entries: list[tuple[list[int], list[int] | None, int | None]]) -> Path:
+    """An accuracy log as LoadGen writes it in token mode: data, token_data (not in Offline), token_count."""
+    records = []
+    for n, (data, first, count) in enumerate(entries):
+        record = {"seq_id": n, "qsl_idx": n, "data": np.asarray(data, np.int32).tobytes().hex().upper()}
+        if first is not None:
+            record["token_data"] = np.asarray(first, np.int32).tobytes().hex().upper()
+        if count is not None:
+            record["token_count"] = count
+        records.append(record)
+    path.write_text(json.dumps(records))
+    return path
+
+
+def verify06(tmp_path, entries, scenario="Server"):
+    out = tmp_path / "TEST06"
+    checked = compliance.verify_tokens(token_log(tmp_path / "log.json", entries), out, scenario, "int32", 2)
+    return checked, (out / "verify_accuracy.txt").read_text()
+
+
+def test_test06_passes_streamed_outputs_with_one_eos_and_the_official_lines(tmp_path):
+    checked, text = verify06(tmp_path, [([5, 6, 2], [5], 3), ([2, 2], [2], 2), ([2], [2], 1), ([7, 8], [7], 2)])
+    assert checked["passed"] and not checked["reasons"]
+    assert text == ("First token check pass: True\nEOS check pass: True\nSample length check pass: True\n"
+                    "TEST06 verification complete\n")
+    assert (tmp_path / "TEST06" / "accuracy" / logs.ACCURACY).is_file()
+
+
+def test_test06_offline_skips_the_first_token_check(tmp_path):
+    checked, text = verify06(tmp_path, [([5, 6], None, 2)], "Offline")
+    assert checked["passed"] and text.startswith("First token check pass: Skipped\n")
+
+
+@pytest.mark.parametrize(("entries", "failed", "line"), [
+    ([([5, 6], [6], 2)], "first_token", "First token check pass: False"),  # streamed token is not the first
+    ([([5, 6], None, 2)], "first_token", "First token check pass: False"),  # no FirstTokenComplete logged
+    ([([5, 2, 2], [5], 3)], "eos", "EOS check pass: False"),  # EOS padding left in the output
+    ([([5, 6, 2, 2, 2], [5], 5)], "eos", "EOS check pass: False"),
+    ([([5, 6], [5], 3)], "length", "Sample length check pass: False"),  # n_tokens one too many
+    ([([5, 6], [5], None)], "length", "Sample length check pass: False"),
+])
+def test_test06_fails_each_check_on_its_own(tmp_path, entries, failed, line):
+    checked, text = verify06(tmp_path, [([9, 9], [9], 2)] + entries)
+    assert not checked["passed"]
+    assert line in text.splitlines() and text.endswith("TEST06 verification failed\n")
+    assert [k for k, v in checked["token_check"].items() if isinstance(v, dict) and not v["passed"]] == [failed]
+    assert checked["token_check"][failed]["samples"] == [1] and "samples 1" in checked["reasons"][0]
+
+
+def test_test06_audit_settings_apply_and_record_what_loadgen_4_1_cannot_take():
+    lg_settings = lg.TestSettings()
+    applied = settings.apply_audit(lg_settings, load_round().audit_config("TEST06", "llama2-70b"), "Offline", 24576)
+    assert lg_settings.min_duration_ms == 0 and lg_settings.min_query_count == 100
+    assert applied["sample_concatenate_permutation"].startswith("0 (not applied:")
