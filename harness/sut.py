@@ -7,6 +7,12 @@ Contract with LoadGen (see DESIGN.md, "Core contracts"):
   batches from ONE shared queue: Offline takes what is there up to ``max_batch`` (the single
   Offline query is sorted by sample length first, so batches pad little); Server waits at most
   ``max_wait_s`` for a batch to fill (dynamic batching under a latency budget).
+* A ``Generator`` backend (LLMs) is batched continuously instead: between two of its decoding
+  steps the worker adds queued samples while the running set stays within ``max_batch`` and the
+  token budget ``max_tokens`` (rows x longest possible sequence), and each sequence is completed
+  as soon as it ends. In token mode outside Offline its first token goes to ``FirstTokenComplete``
+  the moment it exists; the final response holds every token, the first included, with
+  ``n_tokens`` set.
 * Every callback catches everything: an exception escaping into LoadGen kills the process.
 * Every issued sample is completed exactly once. A sample whose batch failed is completed with
   an empty payload and counted; the run is then reported INVALID with the error.
@@ -28,9 +34,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,6 +47,25 @@ class Backend(Protocol):
     def predict(self, samples: list[Any]) -> list[np.ndarray]:
         """Run one batch; return one payload array per sample, in order."""
         ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A backend that generates tokens with continuous batching (``harness.backends.generation``):
+    the SUT adds sequences between steps as the batch has room and streams their tokens."""
+
+    def __len__(self) -> int: ...
+
+    def footprint(self, prompt_length: int | None = None) -> int:
+        """Tokens the running sequences can reach (rows x longest), with one more such prompt."""
+        ...
+
+    def add(self, key: Hashable, prompt: np.ndarray) -> None: ...
+
+    def step(self, on_first: Callable[[Hashable, int], None], on_done: Callable[[Hashable, list[int]], None]) -> None:
+        ...
+
+    def clear(self) -> list[Hashable]: ...
 
 
 class NullBackend:
@@ -88,7 +113,7 @@ class SUT:
 
     def __init__(self, get_sample: Callable[[int], Any], replicas: Sequence[Callable[[], Backend]],
                  policy: BatchPolicy, payload_dtype: str, stall_timeout_s: float,
-                 sample_length: Callable[[int], int] | None = None) -> None:
+                 sample_length: Callable[[int], int] | None = None, stream_first: bool = False) -> None:
         if not replicas:
             raise ValueError("at least one backend replica is needed")
         self._get_sample = get_sample
@@ -97,6 +122,7 @@ class SUT:
         self._dtype = np.dtype(payload_dtype)
         self._stall_timeout_s = stall_timeout_s
         self._sample_length = sample_length
+        self._stream_first = stream_first
         self._cond = threading.Condition()
         self._queue: deque[tuple[int, int]] = deque()
         self._pending: dict[int, int] = {}  # response id -> sample index, for samples not yet completed
@@ -225,6 +251,9 @@ class SUT:
             return
         finally:
             self._ready.release()
+        if isinstance(backend, Generator):
+            self._generate(backend)
+            return
         while (batch := self._next_batch()) is not None:
             batch, samples = self._fetch(batch)
             if not batch:
@@ -240,6 +269,75 @@ class SUT:
                 self._fail(batch, None)
                 continue
             self._complete(batch, outputs)
+
+    def _wait_for_work(self, engine: Generator) -> bool:
+        """Block while there is nothing to generate; False when stopping."""
+        with self._cond:
+            while not self._queue and not len(engine) and not self._stopping:
+                self._cond.wait()
+            return not self._stopping
+
+    def _admit(self, engine: Generator) -> tuple[int, int] | None:
+        """The next queued sample if the engine has room for it (always when it is idle)."""
+        policy = self._policy
+        with self._cond:
+            if not self._queue:
+                return None
+            if len(engine):
+                if len(engine) >= policy.max_batch:
+                    return None
+                index = self._queue[0][1]
+                if policy.max_tokens:
+                    length = self._sample_length(index) if self._sample_length else len(self._get_sample(index))
+                    if engine.footprint(length) > policy.max_tokens:
+                        return None
+            return self._queue.popleft()
+
+    def _generate(self, engine: Generator) -> None:
+        """Continuous batching: between two engine steps, join what fits; stream first tokens outside
+        Offline; complete each sequence as it ends. A failed step fails the sequences it held."""
+        running: dict[int, tuple[int, int]] = {}  # response id -> (response id, sample index)
+
+        def first(rid: Hashable, token: int) -> None:
+            with self._cond:
+                self._last_progress = time.monotonic()
+            if self._stream_first:
+                self._first_token(int(rid), token)
+
+        def done(rid: Hashable, tokens: list[int]) -> None:
+            self._complete([running.pop(int(rid))], [np.asarray(tokens)])
+
+        while self._wait_for_work(engine):
+            while (item := self._admit(engine)) is not None:
+                for item, sample in zip(*self._fetch([item])):
+                    try:
+                        engine.add(item[0], sample)
+                        running[item[0]] = item
+                    except Exception as exc:  # noqa: BLE001 - e.g. a prompt longer than the model's context
+                        with self._cond:
+                            self.stats.add_error(f"sample {item[1]}: {type(exc).__name__}: {exc}")
+                        self._fail([item], None)
+            if not len(engine):
+                continue
+            try:
+                engine.step(first, done)
+            except Exception as exc:  # noqa: BLE001 - the sequences of a failed step are failed, the engine goes on
+                with self._cond:
+                    self.stats.add_error(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+                self._fail([running.pop(int(rid)) for rid in engine.clear() if int(rid) in running], None)
+
+    def _first_token(self, rid: int, token: int) -> None:
+        import mlperf_loadgen as lg
+
+        try:
+            with self._cond:
+                if rid not in self._pending:  # ended by the watchdog meanwhile
+                    return
+            array = np.asarray([token], dtype=self._dtype)
+            lg.FirstTokenComplete([lg.QuerySampleResponse(rid, array.__array_interface__["data"][0], array.nbytes, 1)])
+        except BaseException as exc:  # noqa: BLE001
+            with self._cond:
+                self.stats.add_error(f"streaming a first token failed: {exc!r}")
 
     def _fetch(self, batch: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[Any]]:
         """The batch's samples; one that cannot be read fails alone, the rest still run."""

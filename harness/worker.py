@@ -75,7 +75,8 @@ def run(run_dir: Path, job: Job) -> None:
     sample_length = getattr(dataset, "sample_length", None)
     policy = batch_policy(config, lg_settings)
     sut = SUT(lambda i: dataset[start + i], [replica(d) for d in job.devices], policy, spec.payload_dtype,
-              config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None)
+              config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None,
+              stream_first=lg_settings.use_token_latencies and config.scenario != "Offline")
     load = getattr(dataset, "load_samples", lambda indices: None)
     unload = getattr(dataset, "unload_samples", lambda indices: None)
     qsl = QSL(count, performance_count, lambda ix: load([start + i for i in ix]),
