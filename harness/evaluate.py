@@ -31,6 +31,16 @@ LATENCY_KEYS = {"min": "result_min_latency_ns", "mean": "result_mean_latency_ns"
                 "p50": "result_50.00_percentile_latency_ns", "p90": "result_90.00_percentile_latency_ns",
                 "p95": "result_95.00_percentile_latency_ns", "p99": "result_99.00_percentile_latency_ns",
                 "p99.9": "result_99.90_percentile_latency_ns", "max": "result_max_latency_ns"}
+PERCENTILES = ("50.00", "90.00", "95.00", "97.00", "99.00", "99.90")
+TOKEN_LATENCY_KEYS = {
+    **{f"ttft_{k}": f"result_first_token_{k}_latency_ns" for k in ("min", "mean", "max")},
+    **{f"ttft_p{float(p):g}": f"result_first_token_{p}_percentile_latency_ns" for p in PERCENTILES},
+    **{f"tpot_{k}": f"result_time_to_output_token_{k}" for k in ("min", "mean", "max")},
+    **{f"tpot_p{float(p):g}": f"result_time_per_output_token_{p}_percentile_ns" for p in PERCENTILES},
+    "ttft_bound": "requested_server_ttft_latency", "tpot_bound": "requested_server_tpot_latency"}
+"""Token mode (LLMs): time to first token and time per output token, in ns, and the Server bounds."""
+TOKEN_BOUNDS = {"TTFT": ("ttft_p99", "ttft_bound"), "TPOT": ("tpot_p99", "tpot_bound")}
+"""What the submission checker compares outside Offline: the 99th percentile with the scenario's bound."""
 CHECKS = {"result_min_duration_met": "min duration not met",
           "result_min_queries_met": "min query count not met",
           "early_stopping_met": "early stopping criterion not met",
@@ -82,16 +92,29 @@ def performance(log_dir: Path, scenario: str, rnd: Round, seeds: dict[str, int] 
     reasons += loadgen_problems(detail, rnd, seeds) + sut_problems(sut_stats(log_dir))
     loadgen_validity = detail.get("result_validity", "INVALID")
     metrics = {name: detail.get(key) for name, key in SCENARIO_METRICS[scenario].items() if detail.get(key) is not None}
+    tokens = token_latencies(detail, scenario)
+    for name, (value, bound) in TOKEN_BOUNDS.items():
+        if bound in tokens and not tokens[value] < tokens[bound]:
+            reasons.append(f"{name} p99 {tokens[value] / 1e6:.4g} ms is not below its bound of {tokens[bound] / 1e6:g} ms")
     return {
         "validity": "VALID" if loadgen_validity == "VALID" and not reasons else "INVALID",
         "loadgen_validity": loadgen_validity,
         "reasons": reasons,
         "metrics": metrics,
         "latency_ns": {name: detail.get(key) for name, key in LATENCY_KEYS.items() if detail.get(key) is not None},
+        "token_latency_ns": tokens,
         "query_count": detail.get("result_query_count"),
         "min_duration_ms": detail.get("effective_min_duration_ms"),
         "loadgen_version": detail.get("loadgen_version"),
     }
+
+
+def token_latencies(detail: logs.Detail, scenario: str) -> dict[str, float]:
+    """TTFT/TPOT statistics (ns) of a token-mode run outside Offline, with the scenario's bounds."""
+    if detail.get("requested_use_token_latencies") is not True or scenario == "Offline":
+        return {}  # Offline streams no first token: neither TTFT nor TPOT is measured there
+    return {name: detail.get(key) for name, key in TOKEN_LATENCY_KEYS.items()
+            if isinstance(detail.get(key), (int, float)) and not isinstance(detail.get(key), bool)}
 
 
 def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier: bool = False) -> dict[str, Any]:

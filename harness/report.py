@@ -49,17 +49,41 @@ def performance_section(perf: dict[str, Any], scenario: str) -> str:
     lat = perf.get("latency_ns", {})
     if lat:
         lines.append("  latency (ms): " + ", ".join(f"{k} {v / 1e6:.3f}" for k, v in lat.items()))
+    lines += [f"  {name}: {text}" for name, text in token_lines(perf.get("token_latency_ns", {}))]
     return "\n".join(lines)
+
+
+def token_lines(tokens: dict[str, float]) -> list[tuple[str, str]]:
+    """TTFT and TPOT (ms): their percentiles, then p99 against the bound and PASS/FAIL where one applies."""
+    out = []
+    for name, prefix in (("TTFT", "ttft_"), ("TPOT", "tpot_")):
+        stats = [(k[len(prefix):], v) for k, v in tokens.items() if k.startswith(prefix) and not k.endswith("bound")]
+        if not stats:
+            continue
+        text = ", ".join(f"{k} {v / 1e6:.3f}" for k, v in stats) + " ms"
+        bound = tokens.get(prefix + "bound")
+        if bound is not None and prefix + "p99" in tokens:
+            verdict = "PASS" if tokens[prefix + "p99"] < bound else "FAIL"
+            text += f"; p99 against the bound {bound / 1e6:g} ms: {verdict}"
+        out.append((name, text))
+    return out
 
 
 def compliance_section(checked: dict[str, Any]) -> str:
     needed = (f"required for {', '.join(checked['required_by'])}" if checked["required_by"] else
               "not required for this benchmark in this round")
-    perf = checked["performance_check"]
-    lines = [f"Compliance {checked['test']} ({needed}): {'PASS' if checked['passed'] else 'FAIL'}",
-             f"  performance: submission {_num(perf['reference'])}, this test {_num(perf['test'])}"
-             + (f", tolerance {perf['tolerance']:.0%}" if "tolerance" in perf else "")
-             + f": {'PASS' if perf['passed'] else 'FAIL'}"]
+    lines = [f"Compliance {checked['test']} ({needed}): {'PASS' if checked['passed'] else 'FAIL'}"]
+    perf = checked.get("performance_check")
+    if perf:
+        lines.append(f"  performance: submission {_num(perf['reference'])}, this test {_num(perf['test'])}"
+                     + (f", tolerance {perf['tolerance']:.0%}" if "tolerance" in perf else "")
+                     + f": {'PASS' if perf['passed'] else 'FAIL'}")
+    tokens = checked.get("token_check")
+    if tokens:
+        lines.append(f"  {checked['logged']} logged responses; " + ", ".join(
+            f"{name.replace('_', ' ')} check: " + ("skipped" if name == "first_token" and tokens["first_token_skipped"]
+                                                    else "PASS" if tokens[name]["passed"] else "FAIL")
+            for name in ("first_token", "eos", "length")))
     acc = checked.get("accuracy_check")
     if acc:
         lines.append(f"  accuracy: {acc['num_perf_log_qsl_idx_match']} responses logged in performance mode "
@@ -286,6 +310,9 @@ def html(results: list[dict[str, Any]]) -> str:
                                                                     "-"]], status_column=0))
             section.append(html_table([["metric", "value"]] + [[k.replace("_", " "), _num(v)]
                                                              for k, v in perf["metrics"].items()]))
+            tokens = token_lines(perf.get("token_latency_ns", {}))
+            if tokens:
+                section.append(html_table([["token latency", "statistics"]] + [list(t) for t in tokens]))
             if perf.get("latency_ns"):
                 section.append(plots.latency_percentiles(perf["latency_ns"], f"{name}: latency statistics"))
             ends, latencies = plots.trace_samples(Path(result["run_dir"]) / "performance/run_1/mlperf_log_trace.json")

@@ -68,6 +68,7 @@ ACCURACY = {"samples": int, "full_dataset": bool, "metrics": dict, "variants": d
 CHECK = {"metric": str, "value": NUMBER, "target": NUMBER, "upper": (*NUMBER, type(None)), "ratio": NUMBER,
          "passed": bool, "note": str}
 PERFORMANCE = {"validity": str, "loadgen_validity": str, "reasons": list, "metrics": dict, "latency_ns": dict,
+               "token_latency_ns": dict,
                "query_count": (int, type(None)), "min_duration_ms": (int, type(None)),
                "loadgen_version": (str, type(None))}
 
@@ -87,7 +88,8 @@ def _sections(result: dict[str, Any], where: str) -> None:
     performance = result.get("performance")
     if performance is not None:
         untrusted.record(performance, f"{where} performance", {"validity": str}, PERFORMANCE, extra=True)
-        numbers = [*performance.get("metrics", {}).values(), *performance.get("latency_ns", {}).values()]
+        numbers = [*performance.get("metrics", {}).values(), *performance.get("latency_ns", {}).values(),
+                   *performance.get("token_latency_ns", {}).values()]
         if not all(untrusted.is_a(v, NUMBER) for v in numbers) or not all(
                 isinstance(r, str) for r in performance.get("reasons", [])):
             raise untrusted.fail(where, "its performance metrics are not numbers, or its reasons not text")

@@ -9,7 +9,8 @@ import mlperf_loadgen as lg
 import numpy as np
 import pytest
 
-from harness import logs
+from harness import evaluate, logs, report
+from harness.rounds import load_round
 from harness.sut import QSL, SUT, BatchPolicy, Generator, SutStats
 
 EOS = 2
@@ -66,7 +67,7 @@ class Counting:
         return keys
 
 
-def run(tmp_path, engine, scenario, total=24, policy=BatchPolicy(4), mode=lg.TestMode.AccuracyOnly):
+def run(tmp_path, engine, scenario, total=24, policy=BatchPolicy(4), mode=lg.TestMode.AccuracyOnly, configure=None):
     sut = SUT(lambda i: np.array([i]), [lambda: engine], policy, "int32", 30.0, lambda i: i % 6 + 2,
               stream_first=scenario != "Offline")
     qsl = QSL(total, total, lambda ix: None, lambda ix: None, SutStats())
@@ -78,6 +79,8 @@ def run(tmp_path, engine, scenario, total=24, policy=BatchPolicy(4), mode=lg.Tes
     settings.min_query_count = total
     settings.server_target_qps = 200
     settings.offline_expected_qps = 1000
+    if configure:
+        configure(settings)
     log = lg.LogSettings()
     log.log_output.outdir = str(tmp_path)
     log.enable_trace = False
@@ -144,3 +147,27 @@ def test_token_latencies_are_in_the_detail_log(tmp_path):
     assert detail.get("result_first_token_99.00_percentile_latency_ns") is not None
     assert detail.get("result_time_per_output_token_99.00_percentile_ns") is not None
     assert json.dumps(detail.get("requested_use_token_latencies")) == "true"
+
+
+def test_reports_name_the_token_bound_that_failed(tmp_path):
+    def tight_tpot(settings):
+        settings.ttft_latency = 10**9  # 1 s: met
+        settings.tpot_latency = 1000  # 1 us: not met
+
+    run(tmp_path, Counting(), "Server", mode=lg.TestMode.PerformanceOnly, total=50, configure=tight_tpot)
+    perf = evaluate.performance(tmp_path, "Server", load_round())
+    tokens = perf["token_latency_ns"]
+    assert tokens["ttft_bound"] == 10**9 and tokens["tpot_bound"] == 1000 and tokens["ttft_p99"] < 10**9
+    assert perf["validity"] == "INVALID"
+    assert [r for r in perf["reasons"] if "p99" in r] == [
+        f"TPOT p99 {tokens['tpot_p99'] / 1e6:.4g} ms is not below its bound of 0.001 ms"]
+    assert perf["metrics"]["tokens_per_second"] > 0
+    text = report.performance_section(perf, "Server")
+    assert "TTFT: min" in text and "p99 against the bound 1000 ms: PASS" in text
+    assert "p99 against the bound 0.001 ms: FAIL" in text
+
+
+def test_offline_reports_no_token_latencies(tmp_path):
+    run(tmp_path, Counting(), "Offline", mode=lg.TestMode.PerformanceOnly, total=30)
+    perf = evaluate.performance(tmp_path, "Offline", load_round())
+    assert perf["token_latency_ns"] == {} and perf["metrics"]["tokens_per_second"] > 0
