@@ -78,6 +78,33 @@ class NullBackend:
 _EMPTY = np.zeros(0, dtype=np.uint8)
 
 
+class NullGenerator:
+    """The null backend for token-mode runs, where LoadGen needs a first token and n_tokens >= 2:
+    every sequence gets the two tokens [0, 0] in one step."""
+
+    def __init__(self) -> None:
+        self._keys: list[Hashable] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def footprint(self, prompt_length: int | None = None) -> int:
+        return 0
+
+    def add(self, key: Hashable, prompt: np.ndarray) -> None:
+        self._keys.append(key)
+
+    def step(self, on_first: Callable[[Hashable, int], None], on_done: Callable[[Hashable, list[int]], None]) -> None:
+        keys, self._keys = self._keys, []
+        for key in keys:
+            on_first(key, 0)
+            on_done(key, [0, 0])
+
+    def clear(self) -> list[Hashable]:
+        keys, self._keys = self._keys, []
+        return keys
+
+
 @dataclass(frozen=True)
 class BatchPolicy:
     max_batch: int

@@ -22,7 +22,7 @@ from harness import progress, registry, settings
 from harness.errors import HarnessError
 from harness.jobs import Job
 from harness.rounds import load_round
-from harness.sut import QSL, SUT, Backend, BatchPolicy, NullBackend
+from harness.sut import QSL, SUT, Backend, BatchPolicy, NullBackend, NullGenerator
 
 AUDIT_CONFIG = "audit.config"  # the name LoadGen looks for in its working directory
 
@@ -57,8 +57,8 @@ def run(run_dir: Path, job: Job) -> None:
 
     def replica(device: str) -> Callable[[], Backend]:
         def build() -> Backend:  # runs on the replica's worker thread (see harness.sut)
-            if config.null_backend:
-                return NullBackend()
+            if config.null_backend:  # token mode needs a first token and n_tokens >= 2
+                return NullGenerator() if lg_settings.use_token_latencies else NullBackend()
             backend = bench.backend.load(data_dir, device, config.dtype)
             if hasattr(backend, "warmup"):
                 backend.warmup(dataset[start])  # untimed: LoadGen has no warm-up hook
