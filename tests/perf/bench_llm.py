@@ -32,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import mlperf_loadgen as lg  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import in_fresh_process, load_demo, run_test  # noqa: E402
+from common import in_fresh_process, load_demo, run_sut  # noqa: E402
 
 from harness import datadir, registry  # noqa: E402
 from harness.sut import SUT, BatchPolicy  # noqa: E402
@@ -126,25 +126,25 @@ def step_time(bench_id: str, data: Path) -> float:
     return float(np.median(times[1:]))
 
 
+def measure(bench, data: Path, dataset, settings, style: str, batch: int, reference_sut) -> dict:
+    """One LoadGen test of ``style``: the reference-style SUT ``reference_sut(model, dataset)``, or ours."""
+    n = len(dataset)
+    if style == "reference":
+        sut, handle = None, reference_sut(Reference(bench, data), dataset)
+    else:
+        sut = SUT(lambda i: dataset[i], [lambda: bench.backend.load(data, "cpu", "fp32")],
+                  BatchPolicy(batch, max_tokens=bench.spec.default_batch_tokens.get("cpu")), "int32", 600.0,
+                  dataset.sample_length, stream_first=settings.scenario != lg.TestScenario.Offline)
+        handle = sut.start()
+    return run_sut(handle, sut, n, settings, lg.DestroyFastSUT).values
+
+
 def offline(bench_id: str, data: Path, style: str, batch: int, samples: int) -> tuple[str, float]:
     bench, dataset = load_demo(bench_id, data)
     settings = settings_for(bench, "Offline")
     settings.min_duration_ms, settings.min_query_count, settings.offline_expected_qps = 0, samples, 1
-    n = len(dataset)
-    if style == "reference":
-        sut, handle = None, reference_offline_sut(Reference(bench, data), dataset, batch)
-    else:
-        sut = SUT(lambda i: dataset[i], [lambda: bench.backend.load(data, "cpu", "fp32")],
-                  BatchPolicy(batch, max_tokens=bench.spec.default_batch_tokens.get("cpu")), "int32", 600.0,
-                  dataset.sample_length)
-        handle = sut.start()
-    qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
-    detail = run_test(handle, qsl, settings)
-    lg.DestroyQSL(qsl)
-    if sut is None:
-        lg.DestroyFastSUT(handle)
-    else:
-        sut.stop()
+    detail = measure(bench, data, dataset, settings, style, batch,
+                     lambda model, ds: reference_offline_sut(model, ds, batch))
     return detail.get("result_validity"), float(detail.get("result_tokens_per_second") or 0)
 
 
@@ -152,23 +152,9 @@ def server(bench_id: str, data: Path, style: str, qps: float, batch: int, min_du
            bounds_ns: tuple[int, int]) -> tuple[str, float, float, float]:
     bench, dataset = load_demo(bench_id, data)
     settings = settings_for(bench, "Server")
-    settings.server_target_qps, settings.min_duration_ms, settings.min_query_count = qps, min_duration_ms, 600
+    settings.server_target_qps, settings.min_duration_ms, settings.min_query_count = qps, min_duration_ms, 480
     settings.ttft_latency, settings.tpot_latency = bounds_ns
-    n = len(dataset)
-    if style == "reference":
-        sut, handle = None, reference_server_sut(Reference(bench, data), dataset)
-    else:
-        sut = SUT(lambda i: dataset[i], [lambda: bench.backend.load(data, "cpu", "fp32")],
-                  BatchPolicy(batch, max_tokens=bench.spec.default_batch_tokens.get("cpu")), "int32", 600.0,
-                  dataset.sample_length, stream_first=True)
-        handle = sut.start()
-    qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
-    detail = run_test(handle, qsl, settings)
-    lg.DestroyQSL(qsl)
-    if sut is None:
-        lg.DestroyFastSUT(handle)
-    else:
-        sut.stop()
+    detail = measure(bench, data, dataset, settings, style, batch, reference_server_sut)
     return (detail.get("result_validity"), float(detail.get("result_completed_samples_per_sec") or 0),
             float(detail.get("result_first_token_99.00_percentile_latency_ns") or 0) / 1e6,
             float(detail.get("result_time_per_output_token_99.00_percentile_ns") or 0) / 1e6)

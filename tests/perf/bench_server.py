@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import mlperf_loadgen as lg  # noqa: E402
 import torch  # noqa: E402
-from common import baselines, in_fresh_process, load_demo, reference_sut, run_test, warm_model  # noqa: E402
+from common import baselines, in_fresh_process, load_demo, reference_sut, run_sut, warm_model  # noqa: E402
 
 from harness import datadir, registry  # noqa: E402
 from harness.sut import SUT, BatchPolicy  # noqa: E402
@@ -49,13 +49,7 @@ def run(bench_id: str, data: Path, style: str, qps: float, min_duration_ms: int,
         sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)] * replicas,
                   BatchPolicy(batch, bound_s * wait_fraction), bench.spec.payload_dtype, 600.0)
         handle = sut.start()
-    qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
-    detail = run_test(handle, qsl, settings)
-    lg.DestroyQSL(qsl)
-    if sut is None:
-        lg.DestroySUT(handle)
-    else:
-        sut.stop()
+    detail = run_sut(handle, sut, n, settings)
     return detail.get("result_validity"), float(detail.get("result_completed_samples_per_sec") or 0)
 
 

@@ -34,6 +34,19 @@ def run_test(sut_handle: int, qsl_handle: int, settings) -> logs.Detail:
         return logs.read_detail(Path(tmp) / logs.DETAIL)
 
 
+def run_sut(handle: int, sut, n: int, settings, destroy=lg.DestroySUT) -> logs.Detail:
+    """One LoadGen test of a SUT over an n-sample QSL, then its teardown: ``sut.stop()`` for the
+    harness SUT (``sut``), ``destroy(handle)`` for a bare LoadGen one (``sut`` None)."""
+    qsl = lg.ConstructQSL(n, n, lambda ix: None, lambda ix: None)
+    detail = run_test(handle, qsl, settings)
+    lg.DestroyQSL(qsl)
+    if sut is None:
+        destroy(handle)
+    else:
+        sut.stop()
+    return detail
+
+
 def load_demo(bench_id: str, data: Path, n: int | None = None):
     """(benchmark, dataset) with the first ``n`` samples (default: all) loaded, as LoadGen's untimed
     load does, and sample lengths computed."""
