@@ -70,11 +70,13 @@ class ReferenceBackend:
             out = self.model.generate(input_ids=torch.from_numpy(ids).to(device),
                                       attention_mask=torch.from_numpy(mask).to(device), eos_token_id=EOS,
                                       pad_token_id=EOS, **GENERATION)
-        outputs = []
-        for row in out[:, width:].cpu().numpy():
-            ends = np.flatnonzero(row == EOS)
-            outputs.append(row[: ends[0] + 1] if ends.size else row)
-        return outputs
+        return [cut_after_eos(row) for row in out[:, width:].cpu().numpy()]
+
+
+def cut_after_eos(tokens: np.ndarray) -> np.ndarray:
+    """Generated ids up to and including the first EOS (a padded batch's rows go on with EOS)."""
+    ends = np.flatnonzero(tokens == EOS)
+    return tokens[: ends[0] + 1] if ends.size else tokens
 
 
 def load_reference(data_dir: Path, device: str, dtype: str) -> ReferenceBackend:

@@ -40,8 +40,12 @@ class _Sequence:
     key: Hashable
     prompt: np.ndarray
     tokens: list[int] = field(default_factory=list)
-    length: int = 0
-    """Entries of this sequence in the cache (its prompt and the generated tokens fed back so far)."""
+
+    @property
+    def length(self) -> int:
+        """Entries of this sequence in the cache: its prompt and the generated tokens fed back so far
+        (all but the newest)."""
+        return self.prompt.size + len(self.tokens) - 1
 
 
 class _RowCache:
@@ -62,9 +66,6 @@ class _RowCache:
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self._attend - 1
-
-    def is_compileable(self) -> bool:  # asked by some transformers code paths
-        return False
 
 
 class ContinuousBatcher:
@@ -165,7 +166,7 @@ class ContinuousBatcher:
         for layer in range(self._layers):
             self._keys[layer][row, :, :length] = cache.layers[layer].keys[0]
             self._values[layer][row, :, :length] = cache.layers[layer].values[0]
-        self._lengths[row] = sequence.length = length
+        self._lengths[row] = length
         self._running.append(sequence)
 
     def _decode(self, on_done: OnDone) -> None:
@@ -188,7 +189,6 @@ class ContinuousBatcher:
         ended = []
         for row, (sequence, token) in enumerate(zip(self._running, tokens)):
             sequence.tokens.append(token)
-            sequence.length += 1
             if self._finished(sequence):
                 ended.append(row)
         for row in reversed(ended):  # highest first, so moving the last row never moves an ended one
@@ -204,7 +204,7 @@ class ContinuousBatcher:
     def _remove(self, row: int) -> None:
         last = len(self._running) - 1
         if row != last:
-            n = self._running[last].length
+            n = int(self._lengths[last])
             for cache in (self._keys, self._values):
                 for layer in cache:
                     layer[row, :, :n] = layer[last, :, :n]
@@ -219,8 +219,8 @@ class ContinuousBatcher:
         have_rows, have_length = (self._keys[0].shape[0], self._keys[0].shape[2]) if self._keys else (0, 0)
         if rows <= have_rows and length <= have_length:
             return
-        new_rows, new_length = max(rows, 2 * have_rows if rows > have_rows else have_rows), \
-            max(length, 2 * have_length if length > have_length else have_length)
+        new_rows = max(rows, 2 * have_rows) if rows > have_rows else have_rows
+        new_length = max(length, 2 * have_length) if length > have_length else have_length
         shape = (new_rows, self._kv_heads, new_length, self._head_dim)
         for cache in (self._keys, self._values):
             for layer in range(self._layers):

@@ -97,13 +97,11 @@ class Reference:
         self.backend = bench.backend.load_reference(data, "cpu", "fp32")
         self.model, self.eos = self.backend.model, bench.spec.eos_token_id
         self.generation = dict(bench.backend.GENERATION)
+        self.cut = bench.backend.cut_after_eos
 
     def predict(self, samples):
         return self.backend.predict(samples)
 
-    def cut(self, tokens: np.ndarray) -> np.ndarray:
-        ends = np.flatnonzero(tokens == self.eos)
-        return tokens[: ends[0] + 1] if ends.size else tokens
 
 
 def settings_for(bench, scenario: str) -> lg.TestSettings:
