@@ -48,7 +48,8 @@ CHECKS = {"result_min_duration_met": "min duration not met",
 
 
 SUT_STATS = {"issued": int, "completed": int, "failed": int, "errors": list, "failed_indices": list,
-             "stalled": (str, type(None)), "wall_s": float, "devices": list}
+             "stalled": (str, type(None)), "wall_s": float, "devices": list,
+             "by_replica": list}
 
 
 def sut_stats(log_dir: Path) -> dict[str, Any]:

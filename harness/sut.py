@@ -10,7 +10,8 @@ Contract with LoadGen (see DESIGN.md, "Core contracts"):
 * A ``Generator`` backend (LLMs) is batched continuously instead: between two of its decoding
   steps the worker adds queued samples while the running set stays within ``max_batch`` and the
   token budget ``max_tokens`` (rows x longest possible sequence), and each sequence is completed
-  as soon as it ends. In token mode outside Offline its first token goes to ``FirstTokenComplete``
+  as soon as it ends. A busy replica leaves queued samples to an idle one (replicas share the
+  work instead of the first one taking a whole query). In token mode outside Offline its first token goes to ``FirstTokenComplete``
   the moment it exists; the final response holds every token, the first included, with
   ``n_tokens`` set.
 * Every callback catches everything: an exception escaping into LoadGen kills the process.
@@ -126,6 +127,8 @@ class SutStats:
     """The first distinct error messages (at most ``MAX_ERRORS``)."""
     failed_indices: list[int] = field(default_factory=list)
     """LoadGen sample indices of failed samples (the first 100)."""
+    by_replica: list[int] = field(default_factory=list)
+    """Samples each replica completed, in device order (how the work spread over ``--n-devices``)."""
     stalled: str | None = None
 
     MAX_ERRORS = 10
@@ -157,10 +160,11 @@ class SUT:
         self._stopping = False
         self._aborted: str | None = None
         self._last_progress = time.monotonic()
+        self._idle: set[int] = set()  # generator replicas with nothing running
         self._threads: list[threading.Thread] = []
         self._ready = threading.Semaphore(0)
         self._load_errors: list[BaseException] = []
-        self.stats = SutStats()
+        self.stats = SutStats(by_replica=[0] * len(self._replicas))
         self.handle: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -171,7 +175,7 @@ class SUT:
         """
         import mlperf_loadgen as lg
 
-        self._threads = [threading.Thread(target=self._work, args=(r,), name=f"sut-worker-{i}", daemon=True)
+        self._threads = [threading.Thread(target=self._work, args=(i, r), name=f"sut-worker-{i}", daemon=True)
                          for i, r in enumerate(self._replicas)]
         # The first replica is built alone: its imports finish before any other replica starts.
         # Concurrent first imports of one package are not safe (two threads importing
@@ -270,16 +274,19 @@ class SUT:
                     return batch
                 self._cond.wait(remaining)
 
-    def _work(self, build: Callable[[], Backend]) -> None:
+    def _work(self, replica: int, build: Callable[[], Backend]) -> None:
         try:
             backend = build()
+            if isinstance(backend, Generator):
+                with self._cond:
+                    self._idle.add(replica)  # before start() returns: the first query finds it idle
         except BaseException as exc:  # noqa: BLE001 - handed to start(), which raises it
             self._load_errors.append(exc)
             return
         finally:
             self._ready.release()
         if isinstance(backend, Generator):
-            self._generate(backend)
+            self._generate(replica, backend)
             return
         while (batch := self._next_batch()) is not None:
             batch, samples = self._fetch(batch)
@@ -295,32 +302,36 @@ class SUT:
                     self.stats.add_error(message + "\n" + traceback.format_exc(limit=3))
                 self._fail(batch, None)
                 continue
-            self._complete(batch, outputs)
+            self._complete(replica, batch, outputs)
 
-    def _wait_for_work(self, engine: Generator) -> bool:
+    def _wait_for_work(self, replica: int, engine: Generator) -> bool:
         """Block while there is nothing to generate; False when stopping."""
         with self._cond:
+            if not len(engine):
+                self._idle.add(replica)
             while not self._queue and not len(engine) and not self._stopping:
                 self._cond.wait()
             return not self._stopping
 
-    def _admit(self, engine: Generator) -> tuple[int, int] | None:
-        """The next queued sample if the engine has room for it (always when it is idle)."""
+    def _admit(self, replica: int, engine: Generator) -> tuple[int, int] | None:
+        """The next queued sample if the engine has room for it: always when it is idle, never while
+        another replica is idle (that one takes it)."""
         policy = self._policy
         with self._cond:
             if not self._queue:
                 return None
             if len(engine):
-                if len(engine) >= policy.max_batch:
+                if len(engine) >= policy.max_batch or self._idle - {replica}:
                     return None
                 index = self._queue[0][1]
                 if policy.max_tokens:
                     length = self._sample_length(index) if self._sample_length else len(self._get_sample(index))
                     if engine.footprint(length) > policy.max_tokens:
                         return None
+            self._idle.discard(replica)
             return self._queue.popleft()
 
-    def _generate(self, engine: Generator) -> None:
+    def _generate(self, replica: int, engine: Generator) -> None:
         """Continuous batching: between two engine steps, join what fits; stream first tokens outside
         Offline; complete each sequence as it ends. A failed step fails the sequences it held."""
         running: dict[int, tuple[int, int]] = {}  # response id -> (response id, sample index)
@@ -332,10 +343,10 @@ class SUT:
                 self._first_token(int(rid), token)
 
         def done(rid: Hashable, tokens: list[int]) -> None:
-            self._complete([running.pop(int(rid))], [np.asarray(tokens)])
+            self._complete(replica, [running.pop(int(rid))], [np.asarray(tokens)])
 
-        while self._wait_for_work(engine):
-            while (item := self._admit(engine)) is not None:
+        while self._wait_for_work(replica, engine):
+            while (item := self._admit(replica, engine)) is not None:
                 for item, sample in zip(*self._fetch([item])):
                     try:
                         engine.add(item[0], sample)
@@ -386,7 +397,7 @@ class SUT:
             self._last_progress = time.monotonic()
             return [i for i, (rid, _) in enumerate(batch) if self._pending.pop(rid, None) is not None]
 
-    def _complete(self, batch: Sequence[tuple[int, int]], outputs: Sequence[np.ndarray]) -> None:
+    def _complete(self, replica: int, batch: Sequence[tuple[int, int]], outputs: Sequence[np.ndarray]) -> None:
         import mlperf_loadgen as lg
 
         try:
@@ -405,6 +416,7 @@ class SUT:
             lg.QuerySamplesComplete(responses)  # copies the bytes before returning; `arrays` is alive
             with self._cond:
                 self.stats.completed += len(responses)
+                self.stats.by_replica[replica] += len(responses)
         except BaseException as exc:  # noqa: BLE001
             with self._cond:
                 self.stats.add_error(f"completing a batch failed: {exc!r}")

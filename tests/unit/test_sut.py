@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness import logs
-from harness.sut import QSL, SUT, BatchPolicy, NullBackend, SutStats
+from harness.sut import SUT, BatchPolicy, NullBackend
 
 
 class Echo:
@@ -34,37 +34,23 @@ class Echo:
         return [np.full(s % 5 + 1, s, dtype=np.int64) for s in samples]
 
 
-def run(tmp_path, replicas, policy, scenario="Offline", mode=lg.TestMode.AccuracyOnly, total=40,
-        stall_timeout_s=30.0, configure=None, sample_length=None, get_sample=lambda i: i):
-    factories = [r if callable(r) else (lambda r=r: r) for r in replicas]
-    sut = SUT(get_sample, factories, policy, "int64", stall_timeout_s, sample_length)
-    qsl = QSL(total, total, lambda ix: None, lambda ix: None, SutStats())
-    settings = lg.TestSettings()
-    settings.scenario = getattr(lg.TestScenario, scenario)
-    settings.mode = mode
-    settings.min_duration_ms = 100
-    settings.min_query_count = total
-    settings.offline_expected_qps = 1000
-    if configure:
-        configure(settings)
-    log = lg.LogSettings()
-    log.log_output.outdir = str(tmp_path)
-    log.enable_trace = False
-    began = time.monotonic()
-    lg.StartTestWithLogSettings(sut.start(), qsl.start(), settings, log)
-    elapsed = time.monotonic() - began
-    sut.stop()
-    qsl.stop()
-    return sut.stats, elapsed
+@pytest.fixture
+def run(loadgen_test):
+    def run(replicas, policy, scenario="Offline", mode=lg.TestMode.AccuracyOnly, total=40, stall_timeout_s=30.0,
+            configure=None, sample_length=None, get_sample=lambda i: i):
+        factories = [r if callable(r) else (lambda r=r: r) for r in replicas]
+        sut = SUT(get_sample, factories, policy, "int64", stall_timeout_s, sample_length)
+        return sut.stats, loadgen_test(sut, total, scenario, mode, configure)
+    return run
 
 
 def accuracy_log(tmp_path):
     return {r.qsl_idx: np.frombuffer(r.data, np.int64).tolist() for r in logs.read_accuracy(tmp_path / logs.ACCURACY)}
 
 
-def test_offline_batches_sorted_and_payloads_exact(tmp_path):
+def test_offline_batches_sorted_and_payloads_exact(run, tmp_path):
     echo = Echo()
-    stats, _ = run(tmp_path, [echo], BatchPolicy(8, sort_by_length=True), sample_length=lambda i: i)
+    stats, _ = run([echo], BatchPolicy(8, sort_by_length=True), sample_length=lambda i: i)
     assert stats.completed == stats.issued == 40 and stats.failed == 0
     assert max(len(b) for b in echo.batches) == 8
     flat = [s for b in echo.batches for s in b]
@@ -72,9 +58,9 @@ def test_offline_batches_sorted_and_payloads_exact(tmp_path):
     assert accuracy_log(tmp_path) == {i: [i] * (i % 5 + 1) for i in range(40)}
 
 
-def test_failed_batch_is_completed_empty_counted_and_reported(tmp_path):
+def test_failed_batch_is_completed_empty_counted_and_reported(run, tmp_path):
     echo = Echo(fail_on=13)
-    stats, _ = run(tmp_path, [echo], BatchPolicy(4))
+    stats, _ = run([echo], BatchPolicy(4))
     assert stats.issued == 40 and stats.completed + stats.failed == 40
     assert stats.failed == 4 and 13 in stats.failed_indices
     assert "ValueError: sample 13 is poisoned" in stats.errors[0]
@@ -83,9 +69,9 @@ def test_failed_batch_is_completed_empty_counted_and_reported(tmp_path):
     assert outputs[12 if 12 not in stats.failed_indices else 20] != []
 
 
-def test_a_sample_that_cannot_be_read_fails_alone(tmp_path):
+def test_a_sample_that_cannot_be_read_fails_alone(run, tmp_path):
     echo = Echo()
-    stats, _ = run(tmp_path, [echo], BatchPolicy(4), get_sample=lambda i: i if i != 13 else 1 / 0)
+    stats, _ = run([echo], BatchPolicy(4), get_sample=lambda i: i if i != 13 else 1 / 0)
     assert stats.failed == 1 and stats.failed_indices == [13]
     assert stats.errors == ["sample 13: ZeroDivisionError: division by zero"]
     outputs = accuracy_log(tmp_path)
@@ -93,10 +79,10 @@ def test_a_sample_that_cannot_be_read_fails_alone(tmp_path):
     assert 13 not in {s for b in echo.batches for s in b}
 
 
-def test_watchdog_ends_a_stalled_run(tmp_path):
+def test_watchdog_ends_a_stalled_run(run):
     echo = Echo(hang_on=5)
     try:
-        stats, elapsed = run(tmp_path, [echo], BatchPolicy(1), stall_timeout_s=1.0)
+        stats, elapsed = run([echo], BatchPolicy(1), stall_timeout_s=1.0)
     finally:
         echo.release.set()
     assert stats.stalled and "no sample completed for" in stats.stalled and "sample indices 5" in stats.stalled
@@ -104,7 +90,7 @@ def test_watchdog_ends_a_stalled_run(tmp_path):
     assert elapsed < 10
 
 
-def test_server_dynamic_batching_under_a_latency_budget(tmp_path):
+def test_server_dynamic_batching_under_a_latency_budget(run):
     class Slow(Echo):
         def predict(self, samples):
             time.sleep(0.004)
@@ -117,13 +103,13 @@ def test_server_dynamic_batching_under_a_latency_budget(tmp_path):
         s.server_target_latency_ns = 50_000_000
         s.min_query_count = 1000
 
-    stats, _ = run(tmp_path, [slow], BatchPolicy(16, max_wait_s=0.002), scenario="Server",
+    stats, _ = run([slow], BatchPolicy(16, max_wait_s=0.002), scenario="Server",
                    mode=lg.TestMode.PerformanceOnly, configure=server)
     assert stats.failed == 0 and stats.completed == stats.issued >= 1000
     assert max(len(b) for b in slow.batches) > 1  # queries arriving while a batch runs are batched
 
 
-def test_replicas_share_one_queue(tmp_path):
+def test_replicas_share_one_queue(run):
     a, b = Echo(), Echo()
 
     class Slow(Echo):
@@ -135,22 +121,22 @@ def test_replicas_share_one_queue(tmp_path):
             time.sleep(0.01)
             return self.inner.predict(samples)
 
-    stats, _ = run(tmp_path, [Slow(a), Slow(b)], BatchPolicy(2))
-    assert stats.completed == 40
-    assert a.batches and b.batches  # both replicas served the one LoadGen
+    stats, _ = run([Slow(a), Slow(b)], BatchPolicy(2))
+    assert stats.completed == 40 and sum(stats.by_replica) == 40
+    assert a.batches and b.batches and min(stats.by_replica) > 0  # both replicas served the one LoadGen
 
 
-def test_null_backend_performance_run_is_valid(tmp_path):
+def test_null_backend_performance_run_is_valid(run, tmp_path):
     def fast(s):
         s.offline_expected_qps = 2_000_000  # 220k samples: the single query outlasts min_duration
 
-    stats, _ = run(tmp_path, [NullBackend()], BatchPolicy(64), mode=lg.TestMode.PerformanceOnly, configure=fast)
+    stats, _ = run([NullBackend()], BatchPolicy(64), mode=lg.TestMode.PerformanceOnly, configure=fast)
     assert stats.failed == 0
     detail = logs.read_detail(tmp_path / logs.DETAIL)
     assert detail.get("result_validity") == "VALID", json.dumps(detail.values)[:500]
 
 
-def test_each_replica_is_built_on_the_thread_that_serves_it(tmp_path):
+def test_each_replica_is_built_on_the_thread_that_serves_it(run):
     built_on, served_on = [], set()
 
     class Recorder(Echo):
@@ -162,13 +148,13 @@ def test_each_replica_is_built_on_the_thread_that_serves_it(tmp_path):
         built_on.append(threading.get_ident())
         return Recorder()
 
-    stats, _ = run(tmp_path, [build, build], BatchPolicy(4))
+    stats, _ = run([build, build], BatchPolicy(4))
     assert stats.completed == 40
     assert len(set(built_on)) == 2 and threading.get_ident() not in built_on
     assert served_on <= set(built_on)
 
 
-def test_the_first_replica_is_built_before_the_others_start(tmp_path):
+def test_the_first_replica_is_built_before_the_others_start(run):
     """Its imports must finish first: concurrent first imports of a package can fail."""
     events, lock = [], threading.Lock()
 
@@ -180,7 +166,7 @@ def test_the_first_replica_is_built_before_the_others_start(tmp_path):
             events.append(("end", i))
         return Echo()
 
-    stats, _ = run(tmp_path, [lambda i=i: build(i) for i in range(3)], BatchPolicy(4))
+    stats, _ = run([lambda i=i: build(i) for i in range(3)], BatchPolicy(4))
     assert stats.completed == 40
     assert events[:2] == [("start", 0), ("end", 0)]
     assert sorted(events[2:]) == [("end", 1), ("end", 2), ("start", 1), ("start", 2)]
@@ -213,10 +199,10 @@ def test_sut_needs_a_replica():
         SUT(lambda i: i, [], BatchPolicy(1), "int64", 1.0)
 
 
-def test_token_budget_caps_padded_batches(tmp_path):
+def test_token_budget_caps_padded_batches(run):
     echo = Echo()
     lengths = {i: 10 + i for i in range(40)}
-    stats, _ = run(tmp_path, [echo], BatchPolicy(8, sort_by_length=True, max_tokens=200),
+    stats, _ = run([echo], BatchPolicy(8, sort_by_length=True, max_tokens=200),
                    sample_length=lengths.__getitem__)
     assert stats.completed == 40
     for batch in echo.batches:
