@@ -23,7 +23,9 @@ accuracy.txt as ``hash=<sha256>``, then the log keeps its first and last 4 KiB a
 Everything is checked before anything is written, and every problem is listed: demo-tier runs,
 runs of another round, INVALID performance runs or runs with LoadGen errors, performance runs
 configured shorter than the round's minimum duration, seeds other than the round's, too small an
-Offline query or performance sample count, a Server latency target above the bound, accuracy
+Offline query or performance sample count, a Server latency target above the bound, equal-issue
+mode off where the round requires it, an LLM run without token latencies or (Server) with a TTFT or
+TPOT p99 at or over the round's bound, accuracy
 below a target or above an upper limit, accuracy runs that did not cover the whole dataset,
 samples that failed in the SUT, missing required scenarios or compliance tests for the system
 type, failed compliance tests, a system description with missing or empty fields. The tree is
@@ -223,6 +225,18 @@ def performance_problems(log_dir: Path, name: str, scenario: str, dataset: int, 
             (detail.get("effective_target_latency_ns") or 0) > rules.server_latency_ms * 1e6:
         found.append(f"its latency bound {detail.get('effective_target_latency_ns')} ns is above the "
                      f"{rules.server_latency_ms} ms of the round")
+    if rules.equal_issue and detail.get("effective_sample_concatenate_permutation") is not True:
+        found.append(f"equal-issue mode (sample_concatenate_permutation) was off; the round requires it for {name}")
+    if rules.server_ttft_ms is not None:
+        if detail.get("requested_use_token_latencies") is not True:
+            found.append(f"it did not measure token latencies (use_token_latencies); the round requires them for {name}")
+        elif scenario == "Server":
+            for label, key, bound_ms in (
+                    ("TTFT", "result_first_token_99.00_percentile_latency_ns", rules.server_ttft_ms),
+                    ("TPOT", "result_time_per_output_token_99.00_percentile_ns", rules.server_tpot_ms)):
+                value = detail.get(key)
+                if not isinstance(value, (int, float)) or value >= bound_ms * 1e6:
+                    found.append(f"its {label} p99 of {value} ns is not below the round's {bound_ms} ms")
     return [f"{log_dir}: {p}" for p in found + sut_problems(sut_stats(log_dir))]
 
 

@@ -64,6 +64,12 @@ class PerformanceRules:
     server_latency_ms: float | None = None
     result: dict[str, str] = field(default_factory=dict)
     """Detail-log key of the reported result per scenario, where it differs from the round's default."""
+    equal_issue: bool = False
+    """The checker requires equal-issue mode (LoadGen's ``sample_concatenate_permutation``)."""
+    server_ttft_ms: float | None = None
+    server_tpot_ms: float | None = None
+    """An LLM's token-latency bounds: token latencies must be measured, and in Server the p99 time to
+    first token and time per output token must stay below these (the checker's own constants)."""
 
 
 @dataclass(frozen=True)

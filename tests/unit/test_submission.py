@@ -211,6 +211,29 @@ def test_server_latency_bound_missing_scenarios_and_compliance(tmp_path, runs):
         tmp_path, runs[:4])
 
 
+@pytest.mark.parametrize("scenario, changes, message", [
+    ("Server", {}, None),
+    ("Offline", {"result_first_token_99.00_percentile_latency_ns": 9e9}, None),  # Offline has no TTFT bound
+    ("Server", {"result_first_token_99.00_percentile_latency_ns": 2_000_000_000},
+     "its TTFT p99 of 2000000000 ns is not below the round's 2000 ms"),
+    ("Server", {"result_time_per_output_token_99.00_percentile_ns": 250_000_000},
+     "its TPOT p99 of 250000000 ns is not below the round's 200 ms"),
+    ("Offline", {"requested_use_token_latencies": False},
+     "it did not measure token latencies (use_token_latencies); the round requires them for llama2-70b-99"),
+    ("Server", {"effective_sample_concatenate_permutation": False},
+     "equal-issue mode (sample_concatenate_permutation) was off; the round requires it for llama2-70b-99"),
+])
+def test_llm_performance_runs_need_token_latencies_under_the_bounds(tmp_path, scenario, changes, message):
+    values = performance_detail(scenario, **{
+        "effective_performance_sample_count": 24576, "qsl_reported_total_count": 24576,
+        "requested_use_token_latencies": True, "effective_sample_concatenate_permutation": True,
+        "result_first_token_99.00_percentile_latency_ns": 1_999_000_000,
+        "result_time_per_output_token_99.00_percentile_ns": 199_000_000} | changes)
+    mllog(tmp_path / "mlperf_log_detail.txt", values)
+    found = submission.performance_problems(tmp_path, "llama2-70b-99", scenario, 24576, ROUND, ROUND.seeds)
+    assert found == ([f"{tmp_path}: {message}"] if message else [])
+
+
 def test_failed_and_mismatched_compliance_runs(tmp_path, runs):
     runs[1] = fake_compliance(tmp_path / "failed", "TEST01", runs[0], passed=False)
     runs[3] = fake_compliance(tmp_path / "seeds", "TEST05", runs[0], effective_schedule_rng_seed=7)
