@@ -3,7 +3,8 @@
 ``ContinuousBatcher`` keeps a set of running sequences and advances all of them one token per
 ``step``: sequences added since the last step are read first (their prompt pass, which yields
 their first token), then one decoding pass runs for every running sequence together, and a
-sequence that ends (EOS, its new-token limit, or the model's context) leaves at once, so its
+sequence that ends (EOS, its new-token limit, the model's context, or a stop sequence given with
+it) leaves at once, so its
 slot is free for the next request between two decoding passes. Nothing waits for a batch to
 fill or for its longest member to finish.
 
@@ -11,7 +12,8 @@ What it computes is greedy decoding as transformers' ``generate(do_sample=False)
 sequence at a time: the EOS logit is masked while fewer than ``min_new_tokens`` tokens exist
 (transformers' ``MinNewTokensLengthLogitsProcessor``), the next token is the arg-max, and the
 output is every generated token, the EOS that ended it included. Tests compare the tokens with
-batch-1 ``generate`` on the same model.
+batch-1 ``generate`` on the same model. A stop sequence ends a sequence as soon as its generated
+tokens end with it: the same tokens as generating on and cutting after its first occurrence.
 
 The keys and values of the running sequences live in one preallocated tensor per layer,
 ``[rows, kv_heads, length, head_dim]``, row ``r`` holding sequence ``r`` from position 0. A
@@ -39,6 +41,7 @@ OnDone = Callable[[Hashable, list[int]], None]
 class _Sequence:
     key: Hashable
     prompt: np.ndarray
+    stop: tuple[int, ...] = ()
     tokens: list[int] = field(default_factory=list)
 
     @property
@@ -109,16 +112,17 @@ class ContinuousBatcher:
             lengths.append(self.final_length(prompt_length))
         return len(lengths) * max(lengths, default=0)
 
-    def add(self, key: Hashable, prompt: np.ndarray) -> None:
-        """Queue a sequence; its prompt is read at the next ``step``. Raises ``ValueError`` for a prompt
-        that is empty or leaves no room in the model's context for a new token."""
+    def add(self, key: Hashable, prompt: np.ndarray, stop: tuple[int, ...] = ()) -> None:
+        """Queue a sequence; its prompt is read at the next ``step``; it ends early once its generated
+        tokens end with ``stop`` (if given). Raises ``ValueError`` for a prompt that is empty or leaves
+        no room in the model's context for a new token."""
         prompt = np.asarray(prompt, dtype=np.int64).reshape(-1)
         if not prompt.size:
             raise ValueError("the prompt is empty")
         if prompt.size >= self.max_context:
             raise ValueError(f"the prompt has {prompt.size} tokens; the model's context is {self.max_context}, "
                              f"so no token can be generated")
-        self._waiting.append(_Sequence(key, prompt))
+        self._waiting.append(_Sequence(key, prompt, tuple(stop)))
 
     def clear(self) -> list[Hashable]:
         """Drop every sequence (after a failed step); returns their keys."""
@@ -197,8 +201,10 @@ class ContinuousBatcher:
             on_done(sequence.key, sequence.tokens)
 
     def _finished(self, sequence: _Sequence) -> bool:
-        return (sequence.tokens[-1] == self.eos or len(sequence.tokens) >= self.max_new_tokens
-                or sequence.prompt.size + len(sequence.tokens) >= self.max_context)
+        tokens, stop = sequence.tokens, sequence.stop
+        return (tokens[-1] == self.eos or len(tokens) >= self.max_new_tokens
+                or sequence.prompt.size + len(tokens) >= self.max_context
+                or bool(stop) and tuple(tokens[-len(stop):]) == stop)
 
     # -- rows ----------------------------------------------------------------------------------
     def _remove(self, row: int) -> None:

@@ -73,6 +73,29 @@ def test_min_new_tokens_masks_eos_and_the_limit_cuts(model):
         assert len(outputs[k]) >= 5 and EOS not in outputs[k][:4] and outputs[k].count(EOS) <= 1
 
 
+def cut_after(tokens, stop):
+    for i in range(len(tokens) - len(stop) + 1):
+        if tuple(tokens[i:i + len(stop)]) == stop:
+            return tokens[:i + len(stop)]
+    return tokens
+
+
+def test_a_stop_sequence_ends_a_sequence_where_the_cut_output_would(model):
+    batch = prompts(6, seed=2)
+    want = [reference(model, p, 40, 2) for p in batch]
+    long = max(range(6), key=lambda k: len(want[k]))
+    stop = tuple(want[long][6:8])
+    engine = ContinuousBatcher(model, EOS, max_new_tokens=40, min_new_tokens=2)
+    for k, p in enumerate(batch):
+        engine.add(k, p, stop=stop if k % 2 == 0 or k == long else ())
+    outputs = {}
+    while len(engine):
+        engine.step(lambda key, token: None, lambda key, tokens: outputs.__setitem__(key, list(tokens)))
+    assert len(outputs[long]) <= 8 < len(want[long])  # ended early, at the stop sequence
+    for k in range(6):
+        assert outputs[k] == (cut_after(want[k], stop) if k % 2 == 0 or k == long else want[k])
+
+
 def test_generation_stops_at_the_models_context_and_long_prompts_are_refused(model):
     engine = ContinuousBatcher(model, EOS, max_new_tokens=100)
     prompt = prompts(1)[0][:3]
@@ -92,3 +115,22 @@ def test_footprint_counts_rows_times_the_longest_possible_sequence(model):
     engine.add("b", np.arange(3, 40))
     assert engine.footprint() == 2 * 47 and engine.footprint(100) == 3 * 110
     assert sorted(engine.clear()) == ["a", "b"] and len(engine) == 0
+
+
+def test_a_mixture_of_experts_model_equals_batch_one_generate():
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    torch.manual_seed(1)
+    config = MixtralConfig(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+                           max_position_embeddings=160, bos_token_id=1, eos_token_id=EOS, pad_token_id=0)
+    mixtral = MixtralForCausalLM(config).eval()
+    with torch.no_grad():
+        mixtral.lm_head.weight.mul_(30)
+        mixtral.lm_head.weight[EOS] *= 1.6
+    batch = prompts(8, seed=3)
+    want = [reference(mixtral, p, 32, 2) for p in batch]
+    assert len({len(w) for w in want}) > 2  # rows routed to different experts end at different lengths
+    engine = ContinuousBatcher(mixtral, EOS, max_new_tokens=32, min_new_tokens=2)
+    _, outputs = drive(engine, [(2 * k, k, p) for k, p in enumerate(batch)])
+    assert [outputs[k] for k in range(8)] == want
