@@ -15,6 +15,8 @@ DEMO_BANNER = ("*** DEMO TIER: random-weight model and synthetic data. These num
 
 
 def _num(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.6g}" if abs(value) < 1e6 else f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -27,6 +29,10 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def check_status(check: dict[str, Any]) -> str:
+    return "PASS" if check["passed"] else "NOT SCORED" if check["value"] is None else "FAIL"
+
+
 def accuracy_section(acc: dict[str, Any]) -> str:
     head = (f"Accuracy ({acc['samples']:,} samples{'' if acc.get('full_dataset') else ', NOT the full dataset'}; "
             f"{acc.get('targets', 'MLPerf targets')})")
@@ -34,8 +40,8 @@ def accuracy_section(acc: dict[str, Any]) -> str:
     for name, variant in acc["variants"].items():
         for c in variant["checks"]:
             target = _num(c["target"]) + (f" .. {_num(c['upper'])}" if c.get("upper") is not None else "")
-            rows.append([name, c["metric"], _num(c["value"]), target, f"{c['ratio']:.3f}",
-                         "PASS" if c["passed"] else "FAIL", c.get("note", "")])
+            rows.append([name, c["metric"], _num(c["value"]), target, f"{c['ratio']:.3f}", check_status(c),
+                         c.get("note", "")])
     extra = [f"  {k} = {_num(v)}" for k, v in acc["metrics"].items()
              if not any(k == c["metric"] for v_ in acc["variants"].values() for c in v_["checks"])]
     problems = [f"  ! {p}" for p in acc.get("problems", [])]
@@ -169,7 +175,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, variant in (result.get("accuracy") or {}).get("variants", {}).items():
         out += [base | {"mlperf_name": name, "kind": "AccuracyMode", "metric": c["metric"], "value": c["value"],
                         "threshold": c["target"], "ratio": round(c["ratio"], 4),
-                        "status": "PASS" if c["passed"] else "FAIL", "unit": ""} for c in variant["checks"]]
+                        "status": check_status(c), "unit": ""} for c in variant["checks"]]
     found = main_result(result)
     if found:
         metric, value, unit = found

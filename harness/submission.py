@@ -156,6 +156,10 @@ def accuracy_misses(entry: Entry, name: str, rnd: Round) -> list[str]:
         if target.metric not in metrics:
             misses.append(f"{entry.accuracy.folder} has no {target.metric}")
             continue
+        if metrics[target.metric] is None:
+            misses.append(f"{target.metric} was not scored in {entry.accuracy.folder}: "
+                          f"{metrics.get('unscored', 'no reason given')}")
+            continue
         check = target.check(float(metrics[target.metric]), samples, dataset)
         if not check.passed:
             misses.append(f"{target.metric} {check.value:.6g}, target {check.target:.6g}"

@@ -46,7 +46,8 @@ class MetricTarget:
 @dataclass(frozen=True)
 class TargetCheck:
     metric: str
-    value: float
+    value: float | None
+    """None: the scorer could not compute the metric (the check fails; ``note`` says why)."""
     target: float
     upper: float | None
     ratio: float

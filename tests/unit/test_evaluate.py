@@ -45,3 +45,22 @@ def test_stall_loadgen_errors_wrong_seeds_and_unmet_checks_are_reasons(tmp_path)
     assert "LoadGen error: error_invalid_config: Multiple conf files are used" in reasons
     assert any("qsl_rng_seed is 1, round v4.1 needs 3066443479025735752" in r for r in reasons)
     assert "watchdog: no sample completed for 60 s" in reasons
+
+
+def test_a_metric_the_scorer_could_not_compute_fails_its_target_and_says_why(tmp_path):
+    from types import SimpleNamespace
+
+    from harness import report
+
+    metrics = {"rouge1": 46.0, "rouge2": 24.0, "rougeL": 31.0, "gsm8k": 75.0, "mbxp": None, "tokens_per_sample": 145.0,
+               "unscored": "mbxp: no Docker engine"}
+    bench = SimpleNamespace(spec=SimpleNamespace(id="m", mlperf_names=("mixtral-8x7b",), dataset_size=15000),
+                            accuracy=SimpleNamespace(score=lambda outputs, data_dir: metrics))
+    result = evaluate.score(bench, {0: None}, tmp_path, load_round())
+    variant = result["variants"]["mixtral-8x7b"]
+    assert not variant["passed"]
+    unscored = [c for c in variant["checks"] if not c["passed"]]
+    assert len(unscored) == 1 and unscored[0]["metric"] == "mbxp" and unscored[0]["value"] is None
+    assert unscored[0]["note"] == "NOT SCORED: mbxp: no Docker engine" and unscored[0]["target"] == 59.5188
+    text = report.accuracy_section(result)
+    assert "mbxp" in text and "n/a" in text and "NOT SCORED" in text

@@ -312,3 +312,11 @@ def test_a_tree_that_fails_its_final_check_leaves_nothing_behind(tmp_path, runs,
     with pytest.raises(HarnessError, match="refusing the built tree:\n  - code/x is an empty folder"):
         build(tmp_path, runs)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_an_unscored_metric_is_a_miss_that_says_why(tmp_path):
+    from harness.runs import Run
+
+    run = Run(tmp_path, {"accuracy": {"samples": 50000, "metrics": {"acc": None, "unscored": "acc: no labels"}}})
+    entry = submission.Entry("resnet", "Offline", accuracy=run)
+    assert submission.accuracy_misses(entry, "resnet", ROUND) == [f"acc was not scored in {tmp_path}: acc: no labels"]
