@@ -11,39 +11,20 @@ leaves the pad tail in; that inflates n_tokens and fails TEST06, so it is not co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.llama2.dataset import MODEL_DIR, load_tokenizer
+from benchmarks.llama2.dataset import CHECKPOINT, MODEL_DIR
+from harness.backends import hf
 from harness.backends.generation import ContinuousBatcher
-from harness.errors import DataError
 
 EOS = 2
 GENERATION = {"max_new_tokens": 1024, "min_new_tokens": 1, "do_sample": False, "num_beams": 1}
-TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def load_model(data_dir: Path, device: str, dtype: str):
-    import torch
-    from transformers import LlamaForCausalLM
-
-    model_dir = data_dir / MODEL_DIR
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise DataError(f"{model_dir} holds no Llama-2 checkpoint (no config.json): put the Llama-2-70b-chat-hf "
-                        f"checkpoint there in HuggingFace format, or run without --data to use the demo tier")
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except ValueError as exc:
-        raise DataError(f"{config} is not valid JSON: {exc}") from exc
-    if model_type != "llama":
-        raise DataError(f"{config} describes a {model_type!r} model, not Llama ('llama'): point --data at a folder "
-                        f"whose model/ is the Llama-2-70b-chat-hf checkpoint")
-    load_tokenizer(data_dir)  # a checkpoint without its tokenizer is refused here, not when scoring
-    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]))
-    return model.to(torch.device(device)).eval()
+    return hf.load_causal_lm(data_dir / MODEL_DIR, "llama", "LlamaForCausalLM", CHECKPOINT, device, dtype)
 
 
 def load(data_dir: Path, device: str, dtype: str) -> ContinuousBatcher:

@@ -9,17 +9,18 @@ the ``tok_input`` ids as given: the SUT receives token ids, as the reference's d
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from harness.backends import hf
 from harness.errors import DataError
 from harness.unpickle import load_dataframe
 
 DATASET_FILE = "open_orca_gpt4_tokenized_llama.sampled_24576.pkl"
 MODEL_DIR = "model"
 COLUMNS = ("input", "tok_input", "output")
+CHECKPOINT = "meta-llama/Llama-2-70b-chat-hf"
 
 
 def read_frame(data_dir: Path):
@@ -33,40 +34,18 @@ def read_frame(data_dir: Path):
     return frame
 
 
-def vocab_size(data_dir: Path) -> int | None:
-    config = data_dir / MODEL_DIR / "config.json"
-    try:
-        size = json.loads(config.read_text()).get("vocab_size")
-    except (OSError, ValueError):
-        return None  # the backend names a missing or broken checkpoint
-    return size if isinstance(size, int) and size > 0 else None
-
-
 class Dataset:
     """QSL samples: the prompt token ids (int64) of each row, checked against the model's vocabulary."""
 
     def __init__(self, data_dir: Path) -> None:
         path = data_dir / DATASET_FILE
         frame = read_frame(data_dir)
+        self.tokens = hf.prompt_ids(path, frame["tok_input"], data_dir / MODEL_DIR, CHECKPOINT)
         self.outputs: list[str] = []
-        self.tokens: list[np.ndarray] = []
-        for row, (ids, output) in enumerate(zip(frame["tok_input"], frame["output"])):
-            try:
-                array = np.asarray(ids, dtype=np.int64).reshape(-1)
-            except (TypeError, ValueError, OverflowError):
-                array = None
-            if array is None or not array.size or (array < 0).any():
-                raise DataError(f"{path}: row {row} has tok_input {str(ids)[:60]!r}, not a non-empty list of token ids")
+        for row, output in enumerate(frame["output"]):
             if not isinstance(output, str):
                 raise DataError(f"{path}: row {row} has an output that is not text ({type(output).__name__})")
-            self.tokens.append(array)
             self.outputs.append(output)
-        vocab = vocab_size(data_dir)
-        highest = max(int(t.max()) for t in self.tokens)
-        if vocab is not None and highest >= vocab:
-            raise DataError(f"{path} has token id {highest}, but the checkpoint in {data_dir / MODEL_DIR} has a "
-                            f"vocabulary of {vocab}: the prompts were tokenized for another model; use the "
-                            f"Llama-2 checkpoint and its tokenizer")
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -83,10 +62,4 @@ def load(data_dir: Path) -> Dataset:
 
 
 def load_tokenizer(data_dir: Path):
-    from transformers import AutoTokenizer
-
-    model_dir = data_dir / MODEL_DIR
-    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
-        raise DataError(f"{model_dir} has no tokenizer (tokenizer.json or tokenizer.model): copy the Llama-2 "
-                        f"tokenizer files (meta-llama/Llama-2-70b-chat-hf) into the checkpoint folder")
-    return AutoTokenizer.from_pretrained(model_dir)
+    return hf.load_tokenizer(data_dir / MODEL_DIR, CHECKPOINT)

@@ -150,10 +150,10 @@ def test_wrong_checkpoint_or_missing_tokenizer_is_named(demo_copy):
         backend.load(folder, "cpu", "fp32")
     config = folder / "model" / "config.json"
     config.write_text(json.dumps(json.loads(config.read_text()) | {"model_type": "gptj"}))
-    with pytest.raises(DataError, match="describes a 'gptj' model, not Llama"):
+    with pytest.raises(DataError, match="describes a 'gptj' model, not 'llama'"):
         backend.load(folder, "cpu", "fp32")
     config.unlink()
-    with pytest.raises(DataError, match="holds no Llama-2 checkpoint"):
+    with pytest.raises(DataError, match="holds no meta-llama/Llama-2-70b-chat-hf checkpoint"):
         backend.load(folder, "cpu", "fp32")
 
 
