@@ -139,15 +139,15 @@ def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier
             if target.metric not in metrics:
                 raise DataError(f"the {bench.spec.id} scorer returned no {target.metric!r}, which round "
                                 f"{rnd.name} requires for {name}")
+            if metrics[target.metric] is None:
+                checks.append(unscored(target, str(metrics.get("unscored", "not scored"))))
+                continue
             if reference is not None and reference.get(target.metric) is None:
                 checks.append(unscored(target, "the reference's own score has no value: "
                                        + str(reference.get("unscored", "not scored"))))
                 continue
             if reference is not None:
                 target = demo.target(target, reference[target.metric])
-            if metrics[target.metric] is None:
-                checks.append(unscored(target, str(metrics.get("unscored", "not scored"))))
-                continue
             checks.append(target.check(float(metrics[target.metric]), n, bench.spec.dataset_size))
         variants[name] = {"passed": all(c.passed for c in checks), "checks": [dataclasses.asdict(c) for c in checks]}
     return {"samples": n, "full_dataset": n == bench.spec.dataset_size and not demo_tier, "metrics": metrics,

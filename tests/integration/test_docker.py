@@ -1,7 +1,7 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
 Images are built once per test run with the project's own script,
-`images/build.sh gptj resnet bert retinanet llama2` (honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
+`images/build.sh gptj resnet bert retinanet llama2 mixtral` (honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from harness import registry
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -135,6 +138,29 @@ def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     assert re.fullmatch(accuracy_line, (runs["accuracy"] / "accuracy" / "accuracy.txt").read_text())
     image = json.loads((runs["performance"] / "result.json").read_text())["image"]
     assert image["name"] == f"mlperf-harness/{benchmark}"
+
+
+def test_mixtral_in_a_container_then_mbxp_scored_by_the_evaluator_from_the_host(images, tmp_path):
+    """The benchmark container has no engine: its MBXP is NOT SCORED, the rest is; `harness evaluate`
+    on the host then runs the answers in the evaluator image's sandbox."""
+    from harness import demo
+
+    results = writable(tmp_path / "results")
+    status, logs = run_container(images["mixtral"], results, {"MODE": "accuracy"})
+    assert status == 0, logs[-4000:]
+    assert re.search(r"mixtral-8x7b\s+mbxp\s+n/a\s+.*NOT SCORED\s+NOT SCORED: mbxp: MBXP not scored: .*"
+                     r"`harness evaluate RUN_DIR`", logs)
+    assert re.search(r"mixtral-8x7b\s+gsm8k\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+PASS", logs)
+    run = next(results.iterdir())
+    assert "'mbxp': None" in (run / "accuracy" / "accuracy.txt").read_text()
+    built = sh("images/build.sh", "evaluator", env={k: v for k, v in os.environ.items() if k != "LOCAL_WHEELS"},
+               check=False)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    data = demo.build(registry.get("mixtral"), tmp_path / "demo", seed=0)  # the image's demo, rebuilt here
+    done = subprocess.run([sys.executable, "-m", "harness", "evaluate", str(run), "--data", str(data)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"mixtral-8x7b\s+mbxp\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+PASS", done.stdout), done.stdout
 
 
 def test_corrupt_data_volume_is_refused(gptj_image, tmp_path):

@@ -97,7 +97,7 @@ class Reference:
         self.backend = bench.backend.load_reference(data, "cpu", "fp32")
         self.model, self.eos = self.backend.model, bench.spec.eos_token_id
         self.generation = dict(bench.backend.GENERATION)
-        self.cut = bench.backend.cut_after_eos
+        self.cut = getattr(bench.backend, "cut_after_eos", None)  # the Server baseline's, where it has one
 
     def predict(self, samples):
         return self.backend.predict(samples)
