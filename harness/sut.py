@@ -11,9 +11,9 @@ Contract with LoadGen (see DESIGN.md, "Core contracts"):
   steps the worker adds queued samples while the running set stays within ``max_batch`` and the
   token budget ``max_tokens`` (rows x longest possible sequence), and each sequence is completed
   as soon as it ends. A busy replica leaves queued samples to an idle one (replicas share the
-  work instead of the first one taking a whole query). In token mode outside Offline its first token goes to ``FirstTokenComplete``
-  the moment it exists; the final response holds every token, the first included, with
-  ``n_tokens`` set.
+  work instead of the first one taking a whole query). In token mode outside Offline its first
+  token goes to ``FirstTokenComplete`` the moment it exists; the final response holds every
+  token, the first included, with ``n_tokens`` set.
 * Every callback catches everything: an exception escaping into LoadGen kills the process.
 * Every issued sample is completed exactly once. A sample whose batch failed is completed with
   an empty payload and counted; the run is then reported INVALID with the error.
