@@ -16,7 +16,7 @@
 
 Same weights and data; every LoadGen test runs in a fresh process. Prints both sides and the ratio.
 
-Usage: python tests/perf/bench_llm.py llama2 [--batch 32] [--offline-samples 96] [--start 0.5 | --qps 1,2,...]
+Usage: python tests/perf/bench_llm.py llama2|mixtral [--batch 32] [--offline-samples 96] [--start 0.5 | --qps 1,2,...]
        [--min-duration-ms 5000] [--queries 50] [--skip-offline] [--skip-server]
 """
 
@@ -79,12 +79,13 @@ def reference_server_sut(model, dataset):
     def serve():
         while True:
             rid, index = work.get()
-            prompt = torch.from_numpy(np.asarray(dataset[index]))[None]
+            sample = dataset[index]
+            prompt = torch.from_numpy(np.asarray(getattr(sample, "tokens", sample)))[None]
             with torch.inference_mode():
                 out = model.model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
                                            streamer=FirstToken(rid), eos_token_id=model.eos, pad_token_id=model.eos,
                                            **model.generation)
-            respond(rid, model.cut(out[0, prompt.shape[1]:].numpy()))
+            respond(rid, model.finish(sample, out[0, prompt.shape[1]:].numpy()))
 
     threading.Thread(target=serve, daemon=True).start()
     return lg.ConstructFastSUT(lambda ids, indices: [work.put(item) for item in zip(ids, indices)], lambda: None)
@@ -97,10 +98,18 @@ class Reference:
         self.backend = bench.backend.load_reference(data, "cpu", "fp32")
         self.model, self.eos = self.backend.model, bench.spec.eos_token_id
         self.generation = dict(bench.backend.GENERATION)
-        self.cut = getattr(bench.backend, "cut_after_eos", None)  # the Server baseline's, where it has one
+        self.module = bench.backend
 
     def predict(self, samples):
         return self.backend.predict(samples)
+
+    def finish(self, sample, tokens):
+        """A generated row as the reference responds: cut after EOS (Llama-2), or stripped of
+        trailing EOS/0 and cut after its stop sequence (Mixtral)."""
+        if hasattr(self.module, "cut_after_eos"):
+            return self.module.cut_after_eos(tokens)
+        tokens = self.module.strip_trailing(tokens)
+        return self.module.cut_after(tokens, sample.stop) if sample.stop else tokens
 
 
 
@@ -116,7 +125,8 @@ def step_time(bench_id: str, data: Path) -> float:
     """Seconds per decoding step of one sequence on the demo model (median over a 64-token answer)."""
     bench, dataset = load_demo(bench_id, data)
     engine = bench.backend.load(data, "cpu", "fp32")
-    engine.max_new_tokens, engine.eos = 65, -1
+    batcher = getattr(engine, "batcher", engine)  # a benchmark's Generator may wrap the batcher
+    batcher.max_new_tokens, batcher.eos = 65, -1
     engine.add(0, dataset[0])
     times = []
     while len(engine):
