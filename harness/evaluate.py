@@ -9,7 +9,7 @@ from typing import Any
 from harness import demo, logs, untrusted
 from harness.errors import DataError
 from harness.registry import Benchmark
-from harness.rounds import MetricTarget, Round, TargetCheck
+from harness.rounds import Round
 from harness.util import listing, read_json
 
 SCENARIO_METRICS = {
@@ -118,13 +118,6 @@ def token_latencies(detail: logs.Detail, scenario: str) -> dict[str, float]:
             if isinstance(detail.get(key), (int, float)) and not isinstance(detail.get(key), bool)}
 
 
-def unscored(target: MetricTarget, why: str) -> TargetCheck:
-    """A target whose metric the scorer could not compute (it returned None): failed, with why."""
-    upper = (target.max_reference or target.reference) * target.max_ratio if target.max_ratio is not None else None
-    return TargetCheck(target.metric, None, target.reference * target.min_ratio, upper, 0.0, False,
-                       f"NOT SCORED: {why}")
-
-
 def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier: bool = False) -> dict[str, Any]:
     """Score decoded outputs (dataset index -> payload) and check every accuracy variant's targets:
     the round's, or on the demo tier the round's ratios of the reference execution's score on the
@@ -140,11 +133,12 @@ def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier
                 raise DataError(f"the {bench.spec.id} scorer returned no {target.metric!r}, which round "
                                 f"{rnd.name} requires for {name}")
             if metrics[target.metric] is None:
-                checks.append(unscored(target, str(metrics.get("unscored", "not scored"))))
+                checks.append(target.not_scored(str(metrics.get("unscored", "not scored")), n,
+                                                bench.spec.dataset_size))
                 continue
             if reference is not None and reference.get(target.metric) is None:
-                checks.append(unscored(target, "the reference's own score has no value: "
-                                       + str(reference.get("unscored", "not scored"))))
+                checks.append(target.not_scored("the reference's own score has no value: " + str(
+                    reference.get("unscored", "not scored")), n, bench.spec.dataset_size))
                 continue
             if reference is not None:
                 target = demo.target(target, reference[target.metric])

@@ -65,8 +65,8 @@ RESULT = {"benchmark": str, "mlperf_names": list, "round": str, "demo": bool, "s
 NUMBER = (int, float)
 # what reports, diff and submit read of the sections, each of its type where present
 ACCURACY = {"samples": int, "full_dataset": bool, "metrics": dict, "variants": dict, "problems": list, "targets": str}
-CHECK = {"metric": str, "value": (*NUMBER, type(None)), "target": NUMBER, "upper": (*NUMBER, type(None)), "ratio": NUMBER,
-         "passed": bool, "note": str}
+CHECK = {"metric": str, "value": (*NUMBER, type(None)), "target": NUMBER, "upper": (*NUMBER, type(None)),
+         "ratio": NUMBER, "passed": bool, "note": str}
 PERFORMANCE = {"validity": str, "loadgen_validity": str, "reasons": list, "metrics": dict, "latency_ns": dict,
                "token_latency_ns": dict,
                "query_count": (int, type(None)), "min_duration_ms": (int, type(None)),

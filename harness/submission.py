@@ -50,7 +50,7 @@ from harness import logs, registry
 from harness.artifacts import artifacts
 from harness.compliance import RAW
 from harness.errors import HarnessError
-from harness.evaluate import sut_problems, sut_stats
+from harness.evaluate import TOKEN_BOUNDS, sut_problems, sut_stats, token_latencies
 from harness.report import main_result
 from harness.rounds import Round, load_round
 from harness.runs import Run, read_run
@@ -235,11 +235,10 @@ def performance_problems(log_dir: Path, name: str, scenario: str, dataset: int, 
         if detail.get("requested_use_token_latencies") is not True:
             found.append(f"it did not measure token latencies (use_token_latencies); the round requires them for {name}")
         elif scenario == "Server":
-            for label, key, bound_ms in (
-                    ("TTFT", "result_first_token_99.00_percentile_latency_ns", rules.server_ttft_ms),
-                    ("TPOT", "result_time_per_output_token_99.00_percentile_ns", rules.server_tpot_ms)):
-                value = detail.get(key)
-                if not isinstance(value, (int, float)) or value >= bound_ms * 1e6:
+            tokens = token_latencies(detail, scenario)
+            for label, bound_ms in (("TTFT", rules.server_ttft_ms), ("TPOT", rules.server_tpot_ms)):
+                value = tokens.get(TOKEN_BOUNDS[label][0])
+                if value is None or value >= bound_ms * 1e6:
                     found.append(f"its {label} p99 of {value} ns is not below the round's {bound_ms} ms")
     return [f"{log_dir}: {p}" for p in found + sut_problems(sut_stats(log_dir))]
 

@@ -31,16 +31,26 @@ class MetricTarget:
     max_ratio: float | None = None
     per_sample: bool = False
 
-    def check(self, value: float, n_samples: int, dataset_size: int) -> "TargetCheck":
-        """Compare a value with this target, scaling per-sample totals to the samples scored."""
+    def bounds(self, n_samples: int, dataset_size: int) -> tuple[float, float | None, str]:
+        """The lower and upper bound (None: none) for ``n_samples`` of ``dataset_size``, per-sample
+        totals scaled to the samples scored, and a note saying so."""
         scale = n_samples / dataset_size if self.per_sample else 1.0
         low = self.reference * self.min_ratio * scale
         high = None
         if self.max_ratio is not None:
             high = (self.max_reference or self.reference) * self.max_ratio * scale
+        return low, high, f"scaled to {n_samples} of {dataset_size} samples" if scale != 1.0 else ""
+
+    def check(self, value: float, n_samples: int, dataset_size: int) -> "TargetCheck":
+        """Compare a value with this target, scaling per-sample totals to the samples scored."""
+        low, high, note = self.bounds(n_samples, dataset_size)
         passed = value >= low and (high is None or value <= high)
-        note = f"scaled to {n_samples} of {dataset_size} samples" if scale != 1.0 else ""
         return TargetCheck(self.metric, value, low, high, value / low if low else float("inf"), passed, note)
+
+    def not_scored(self, why: str, n_samples: int, dataset_size: int) -> "TargetCheck":
+        """The check of a metric the scorer could not compute: failed, with why."""
+        low, high, _ = self.bounds(n_samples, dataset_size)
+        return TargetCheck(self.metric, None, low, high, 0.0, False, f"NOT SCORED: {why}")
 
 
 @dataclass(frozen=True)
