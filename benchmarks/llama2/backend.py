@@ -39,19 +39,8 @@ class ReferenceBackend:
         self.model = model
 
     def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
-        import torch
-
-        width = max(len(s) for s in samples)
-        ids = np.full((len(samples), width), EOS, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, sample in enumerate(samples):
-            ids[row, width - len(sample):], mask[row, width - len(sample):] = sample, 1
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=torch.from_numpy(ids).to(device),
-                                      attention_mask=torch.from_numpy(mask).to(device), eos_token_id=EOS,
-                                      pad_token_id=EOS, **GENERATION)
-        return [cut_after_eos(row) for row in out[:, width:].cpu().numpy()]
+        rows = hf.generate_left_padded(self.model, samples, EOS, eos_token_id=EOS, **GENERATION)
+        return [cut_after_eos(row) for row in rows]
 
 
 def cut_after_eos(tokens: np.ndarray) -> np.ndarray:

@@ -80,19 +80,8 @@ class ReferenceBackend:
         self.model = model
 
     def predict(self, samples: list[Prompt]) -> list[np.ndarray]:
-        import torch
-
-        width = max(len(s.tokens) for s in samples)
-        ids = np.full((len(samples), width), EOS, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, sample in enumerate(samples):
-            ids[row, width - len(sample.tokens):], mask[row, width - len(sample.tokens):] = sample.tokens, 1
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=torch.from_numpy(ids).to(device),
-                                      attention_mask=torch.from_numpy(mask).to(device), eos_token_id=EOS,
-                                      pad_token_id=EOS, **GENERATION)
-        outputs = [strip_trailing(row) for row in out[:, width:].cpu().numpy()]
+        rows = hf.generate_left_padded(self.model, [s.tokens for s in samples], EOS, eos_token_id=EOS, **GENERATION)
+        outputs = [strip_trailing(row) for row in rows]
         return [cut_after(o, s.stop) if s.stop else o for o, s in zip(outputs, samples)]
 
 

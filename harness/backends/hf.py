@@ -1,5 +1,7 @@
 """HuggingFace checkpoint folders of causal LMs: the checks every LLM benchmark makes, and loading.
 
+``generate_left_padded`` is how the reference SUTs generate: one ``generate`` call on a batch.
+
 A data folder's ``model/`` must hold a ``config.json`` of the expected ``model_type`` and the
 tokenizer (``tokenizer.json`` or ``tokenizer.model``); pre-tokenized prompts must be lists of
 non-negative ids inside the checkpoint's vocabulary. Each failure is a ``DataError`` that names
@@ -78,3 +80,20 @@ def load_causal_lm(model_dir: Path, model_type: str, model_class: str, checkpoin
     load_tokenizer(model_dir, checkpoint)  # a checkpoint without its tokenizer is refused here, not when scoring
     model = getattr(transformers, model_class).from_pretrained(model_dir, dtype=getattr(torch, TORCH_DTYPES[dtype]))
     return model.to(torch.device(device)).eval()
+
+
+def generate_left_padded(model, prompts: list[np.ndarray], pad_token_id: int, **generation) -> np.ndarray:
+    """``model.generate`` on the prompts left-padded with ``pad_token_id`` to the longest (the
+    reference SUTs' static batch); returns the generated columns, rows that ended early padded on."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    ids = np.full((len(prompts), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):], mask[row, width - len(prompt):] = prompt, 1
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model.generate(input_ids=torch.from_numpy(ids).to(device),
+                             attention_mask=torch.from_numpy(mask).to(device), pad_token_id=pad_token_id, **generation)
+    return out[:, width:].cpu().numpy()
