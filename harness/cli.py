@@ -34,6 +34,7 @@ from harness.errors import HarnessError, Interrupted
 from harness.rounds import DEFAULT_ROUND, load_round
 from harness.settings import RunConfig
 from harness.spec import DTYPES, MODES, SCENARIOS
+from harness.util import write_atomic
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -92,6 +93,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                  result["demo"])
     text = bench.accuracy.accuracy_text(accuracy["metrics"])
     existing = acc_dir / "accuracy.txt"
+    gaps = evaluate.newly_scored(result.get("accuracy"), accuracy)
+    if gaps:  # e.g. a part only the evaluator image can score, left NOT SCORED by a run in a container
+        partial = acc_dir / "accuracy.partial.txt"
+        if existing.exists() and not partial.exists():
+            existing.replace(partial)
+        write_atomic(existing, text)
+        result["accuracy"] = accuracy | {"completed": {"metrics": gaps, "partial": str(partial.relative_to(run_dir))}}
+        runner.write_result(run_dir, result, echo=True)
+        print(f"{run_dir}: {', '.join(gaps)} now scored; result.json, report.txt and {existing.relative_to(run_dir)} "
+              f"updated (the run's own scores are in {partial.relative_to(run_dir)})")
+        return 0
     if not existing.exists():
         existing.write_text(text)
     elif not existing.read_text().startswith(text):
@@ -231,7 +243,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="store_true", help="exit 1 when accuracy FAILs or performance is INVALID")
     run.set_defaults(fn=cmd_run)
 
-    ev = sub.add_parser("evaluate", help="re-score a run folder's accuracy log")
+    ev = sub.add_parser("evaluate", help="re-score a run folder's accuracy log; a run with metrics it could not "
+                                         "score (NOT SCORED) is completed in place")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--data", type=Path, help="data folder, if it moved since the run")
     ev.set_defaults(fn=cmd_evaluate)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 from harness import demo, logs, untrusted
-from harness.errors import DataError
+from harness.errors import DataError, HarnessError
 from harness.registry import Benchmark
 from harness.rounds import Round
 from harness.util import listing, read_json
@@ -146,6 +147,30 @@ def score(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, demo_tier
         variants[name] = {"passed": all(c.passed for c in checks), "checks": [dataclasses.asdict(c) for c in checks]}
     return {"samples": n, "full_dataset": n == bench.spec.dataset_size and not demo_tier, "metrics": metrics,
             "variants": variants, "targets": demo.TARGETS if demo_tier else f"MLPerf {rnd.name} targets"}
+
+
+def newly_scored(recorded: dict[str, Any] | None, rescored: dict[str, Any]) -> list[str]:
+    """The metrics a run's recorded accuracy left not scored (``None``) that ``rescored`` scores, or
+    [] when there are none. A metric the run did score must come out the same, since the re-score
+    reads the same log: one that differs means other data, and completing the run with it would mix
+    two datasets' scores, so that raises ``HarnessError``."""
+    before, after = (recorded or {}).get("metrics", {}), rescored["metrics"]
+    gaps = [name for name, value in before.items() if value is None and after.get(name) is not None]
+    if not gaps:
+        return []
+    differ = [name for name, value in before.items() if value is not None and name != "unscored"
+              and not _same(value, after.get(name))]
+    if differ or (recorded or {}).get("samples") != rescored["samples"]:
+        raise HarnessError(f"this re-score would complete {', '.join(gaps)}, but it gives "
+                           f"{', '.join(differ) or 'the sample count'} another value than the run recorded: the "
+                           f"data folder is not the one the run was scored with; pass that one with --data")
+    return gaps
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start: int, expected: int,

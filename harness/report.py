@@ -45,6 +45,9 @@ def accuracy_section(acc: dict[str, Any]) -> str:
     extra = [f"  {k} = {_num(v)}" for k, v in acc["metrics"].items()
              if not any(k == c["metric"] for v_ in acc["variants"].values() for c in v_["checks"])]
     problems = [f"  ! {p}" for p in acc.get("problems", [])]
+    if isinstance(done := acc.get("completed"), dict):  # `harness evaluate` scored what the run could not
+        extra.append(f"  scored after the run by `harness evaluate`: {', '.join(map(str, done.get('metrics', [])))} "
+                     f"(the run's own scores: {done.get('partial')})")
     return "\n".join([head, table(rows), *extra, *problems])
 
 

@@ -34,6 +34,7 @@ from harness.errors import HarnessError, Interrupted, InvalidSettings, RunFailed
 from harness.jobs import Job, partition_range
 from harness.rounds import Round, load_round
 from harness.settings import RunConfig
+from harness.util import write_atomic
 
 
 def plan(config: RunConfig, run_dir: Path, n_samples: int, devices: list[str]) -> list[list[Job]]:
@@ -255,10 +256,7 @@ def finished(bench: registry.Benchmark, config: RunConfig, job: Job, result: dic
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader (or a harness killed while writing) never sees half a file."""
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    partial.write_text(json.dumps(content, indent=2, default=str))
-    partial.replace(path)
+    write_atomic(path, json.dumps(content, indent=2, default=str))
 
 
 def write_result(run_dir: Path, result: dict[str, Any], echo: bool) -> None:

@@ -64,7 +64,8 @@ class Run:
 RESULT = {"benchmark": str, "mlperf_names": list, "round": str, "demo": bool, "samples": int, "settings": dict}
 NUMBER = (int, float)
 # what reports, diff and submit read of the sections, each of its type where present
-ACCURACY = {"samples": int, "full_dataset": bool, "metrics": dict, "variants": dict, "problems": list, "targets": str}
+ACCURACY = {"samples": int, "full_dataset": bool, "metrics": dict, "variants": dict, "problems": list, "targets": str,
+            "completed": dict}
 CHECK = {"metric": str, "value": (*NUMBER, type(None)), "target": NUMBER, "upper": (*NUMBER, type(None)),
          "ratio": NUMBER, "passed": bool, "note": str}
 PERFORMANCE = {"validity": str, "loadgen_validity": str, "reasons": list, "metrics": dict, "latency_ns": dict,

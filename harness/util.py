@@ -47,6 +47,13 @@ def store_cache(path: Path, data: bytes) -> None:
             partial.unlink()
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` atomically: a reader (or a harness killed while writing) never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def read_json(path: Path, missing: str, kind: str) -> Any:
     """JSON from ``path``: a missing file raises ``HarnessError(missing)``, a malformed one says it is
     not ``kind``."""

@@ -15,9 +15,11 @@ root, whoever runs ``docker compose``), to the owner of the checkout compose mou
 ``CHECKOUT``, which on a fresh clone is whoever cloned it, and the folder is handed to them. A
 benchmark then runs as that user, and never as root: when root is the owner, it runs as the
 image's user, in the results folder's group (made writable for the run), and what it wrote is
-handed to root when it ends. The harness image's commands (``collect`` needs the engine's socket
-and rewrites run folders of any owner, keeping their owners) run as root, and what they create in
-the results folder is handed to its owner. The tests run as root (they start containers as several
+handed to root when it ends. The harness commands of the images that get the engine's socket
+(``HARNESS_ENGINE=1``: the harness image, whose ``collect`` rewrites run folders of any owner keeping
+their owners, and a benchmark's scoring image, whose ``evaluate`` runs generated programs in the
+evaluator image) run as root, and what they create or replace in the results folder is handed to
+its owner. The tests run as root (they start containers as several
 users) and hand what they wrote into the checkout to its owner.
 
 Ctrl-C and SIGTERM (``docker stop``) are passed to the harness, which stops its LoadGen tests and
@@ -72,9 +74,10 @@ def hand_over(paths: list[Path], uid: int, gid: int, only_from: int | None = Non
                     one(Path(folder, name))
 
 
-def _tree(folder: Path) -> set[Path]:
-    """Every path below ``folder``."""
-    return {Path(top, name) for top, names, files in os.walk(folder) for name in names + files}
+def _tree(folder: Path) -> dict[Path, int]:
+    """Every path below ``folder``, with its inode (a file replaced atomically gets a new one)."""
+    return {path: path.lstat().st_ino for top, names, files in os.walk(folder)
+            for path in (Path(top, name) for name in names + files)}
 
 
 def _forward(signum: int, frame: object) -> None:
@@ -144,13 +147,14 @@ def main(argv: list[str]) -> int:
         return run(commands, os.geteuid(), os.getegid(), [])
     results = RESULTS if RESULTS.is_dir() else None
     uid, gid = owner(results) if results else IMAGE_USER
-    if "BENCHMARK" not in os.environ:  # the harness image: root, which reaches the engine's socket and
-        before = _tree(results) if results else set()  # rewrites any run folder keeping its owner
+    if role == "harness" and os.environ.get("HARNESS_ENGINE") == "1":  # root reaches the engine's socket
+        before = _tree(results) if results else {}
         try:
             return run(commands, 0, 0, [])
         finally:
-            if results:
-                hand_over(sorted(_tree(results) - before), uid, gid, only_from=0)  # what it made is the owner's
+            if results:  # what it made or replaced is the owner's
+                changed = [path for path, inode in _tree(results).items() if before.get(path) != inode]
+                hand_over(sorted(changed), uid, gid, only_from=0)
     if uid != 0:
         return run(commands, uid, gid, [])
     # root's results: the image's user writes them through the folder's group, then hands them to root

@@ -68,3 +68,34 @@ def test_the_tests_hand_over_the_pytest_folder_they_used(entrypoint, tmp_path):
     args = ["--basetemp", "/c/.pytest-tmp", "-p", "no:cacheprovider", "--basetemp", "/c/.pytest-tmp/inner-7", "-q"]
     assert entrypoint.basetemp(args, tmp_path) == Path("/c/.pytest-tmp/inner-7")  # the last one, as pytest takes it
     assert entrypoint.basetemp(["--basetemp=tmp"], tmp_path) == tmp_path / "tmp"
+
+
+def test_an_engine_image_runs_harness_commands_as_root_and_hands_over_what_they_made_or_replaced(
+        entrypoint, tmp_path, monkeypatch, needs_root):
+    results = tmp_path / "results"
+    (results / "run").mkdir(parents=True)
+    for name in ("result.json", "kept.txt"):
+        (results / "run" / name).write_text("before")
+    os.chown(results / "run" / "kept.txt", 0, 0)  # root's before the command: stays root's
+    os.chown(results, 4321, 4321)
+    os.chown(results / "run", 4321, 4321)
+    os.chown(results / "run" / "result.json", 4321, 4321)
+    monkeypatch.setattr(entrypoint, "RESULTS", results)
+    monkeypatch.setenv("HARNESS_ENGINE", "1")
+    ran = []
+
+    def command(commands, uid, gid, groups):
+        ran.append((commands, uid))
+        partial = results / "run" / ".result.json.partial"
+        partial.write_text("after")
+        partial.replace(results / "run" / "result.json")  # what `harness evaluate` does
+        (results / "run" / "accuracy.txt").write_text("new")
+        return 0
+
+    monkeypatch.setattr(entrypoint, "run", command)
+    assert entrypoint.main(["harness", "evaluate", "run"]) == 0
+    assert ran == [([[sys.executable, "-m", "harness", "evaluate", "run"]], 0)]
+    owners = {p.name: p.stat().st_uid for p in (results / "run").iterdir()}
+    assert owners == {"result.json": 4321, "accuracy.txt": 4321, "kept.txt": 0}
+    monkeypatch.delenv("HARNESS_ENGINE")  # a benchmark image's harness command runs as the results' owner
+    assert entrypoint.main(["harness", "verify", "gptj"]) == 0 and ran[-1][1] == 4321

@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from harness import evaluate, logs
+from harness.errors import HarnessError
 from harness.rounds import load_round
 
 
@@ -64,3 +67,20 @@ def test_a_metric_the_scorer_could_not_compute_fails_its_target_and_says_why(tmp
     assert unscored[0]["note"] == "NOT SCORED: mbxp: no Docker engine" and unscored[0]["target"] == 59.5188
     text = report.accuracy_section(result)
     assert "mbxp" in text and "n/a" in text and "NOT SCORED" in text
+
+
+def test_a_re_score_completes_only_what_was_not_scored_and_only_from_the_same_data():
+    recorded = {"samples": 24, "metrics": {"rouge1": 46.0, "gsm8k": 75.0, "mbxp": None, "mbxp_skipped": 1,
+                                           "unscored": "mbxp: no Docker engine"}}
+    rescored = {"samples": 24, "metrics": {"rouge1": 46.0 + 1e-12, "gsm8k": 75.0, "mbxp": 62.5, "mbxp_skipped": 1}}
+    assert evaluate.newly_scored(recorded, rescored) == ["mbxp"]
+    assert evaluate.newly_scored(rescored, rescored) == []  # nothing was left out: a plain re-score
+    assert evaluate.newly_scored(None, rescored) == []
+    still = {"samples": 24, "metrics": recorded["metrics"] | {"unscored": "mbxp: the engine is still not there"}}
+    assert evaluate.newly_scored(recorded, still) == []
+    other = {"samples": 24, "metrics": rescored["metrics"] | {"gsm8k": 70.0}}
+    with pytest.raises(HarnessError, match=r"complete mbxp, but it gives gsm8k another value .* pass that one with "
+                                           r"--data"):
+        evaluate.newly_scored(recorded, other)
+    with pytest.raises(HarnessError, match="the sample count"):
+        evaluate.newly_scored(recorded, rescored | {"samples": 16})
