@@ -13,7 +13,8 @@ help:  ## list targets
 
 setup: $(VENV)/.installed  ## create .venv from the hash-locked requirements
 
-LOCKS := images/base/requirements.lock images/pytorch/requirements.lock tests/requirements.lock
+LOCKS := images/base/requirements.lock images/pytorch/requirements.lock images/diffusion/requirements.lock \
+	tests/requirements.lock
 
 $(VENV)/.installed: $(LOCKS) pyproject.toml
 	python3.11 -m venv $(VENV)
@@ -36,5 +37,7 @@ COMPILE = $(UV) pip compile -q --python-version 3.11 --python-platform x86_64-ma
 lock: setup  ## re-lock every requirements.in into its requirements.lock (with hashes)
 	$(COMPILE) images/base/requirements.in -o images/base/requirements.lock
 	$(COMPILE) images/pytorch/requirements.in -c images/base/requirements.lock -o images/pytorch/requirements.lock
+	$(COMPILE) images/diffusion/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
+		-o images/diffusion/requirements.lock
 	$(COMPILE) tests/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
 		-o tests/requirements.lock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,23 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def save_samples(bench: Benchmark, outputs: dict, data_dir: Path, rnd: Round, log_dir: Path) -> None:
+    """Keep the outputs of the round's listed samples as files next to the log (the checker requires
+    them in the submission), once: the benchmark's ``accuracy.save_samples`` writes them into
+    ``log_dir / accuracy.SAMPLES_DIR``, which a re-score leaves as it is."""
+    ids = list(dict.fromkeys(i for name in bench.spec.mlperf_names for i in rnd.accuracy_samples.get(name, ())))
+    if not ids or not hasattr(bench.accuracy, "save_samples"):
+        return
+    folder = log_dir / bench.accuracy.SAMPLES_DIR
+    if folder.exists():
+        return
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    bench.accuracy.save_samples(outputs, data_dir, ids, partial)
+    partial.rename(folder)
+
+
 def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start: int, expected: int,
              demo_tier: bool = False) -> dict[str, Any]:
     """Score ``log_dir``'s accuracy log; LoadGen index i is dataset index ``start + i``.
@@ -187,6 +205,7 @@ def accuracy(bench: Benchmark, log_dir: Path, data_dir: Path, rnd: Round, start:
                         f"{listing(missing)}")
     outputs = {start + i: payload for i, payload in local.items()}
     result = score(bench, outputs, data_dir, rnd, demo_tier)
+    save_samples(bench, outputs, data_dir, rnd, log_dir)
     detail = logs.read_detail(log_dir / logs.DETAIL)
     result["problems"] = loadgen_problems(detail, rnd) + sut_problems(sut_stats(log_dir))
     return result

@@ -261,6 +261,7 @@ def unit_problems(name: str, entry: Entry, rnd: Round, division: str) -> list[st
                      f"whole dataset of {dataset} (run it without --n-count)")
     if not (acc / "accuracy.txt").is_file():
         found.append(f"{acc}: accuracy.txt is missing; write it with `harness evaluate {entry.accuracy.folder}`")
+    found += [f"{acc}: {p}" for p in sample_problems(entry, name, rnd)]
     for test in rnd.compliance.get(name, ()) if division == "closed" else ():
         run = entry.compliance.get(test)
         if run is None:
@@ -276,6 +277,25 @@ def unit_problems(name: str, entry: Entry, rnd: Round, division: str) -> list[st
             seeds = rnd.test05_seeds if test == "TEST05" else rnd.seeds
             found += performance_problems(run.folder / RAW, name, entry.scenario, dataset, rnd, seeds)
     return found
+
+
+def sample_files(entry: Entry, name: str, rnd: Round) -> list[str]:
+    """The files of the round's sample outputs the checker requires in the accuracy folder (paths
+    relative to it), as the benchmark's ``accuracy.save_samples`` names them."""
+    ids = rnd.accuracy_samples.get(name, ())
+    accuracy = registry.get(entry.benchmark).accuracy
+    if not ids or not hasattr(accuracy, "sample_files"):
+        return []
+    return [f"{accuracy.SAMPLES_DIR}/{file}" for file in accuracy.sample_files(ids)]
+
+
+def sample_problems(entry: Entry, name: str, rnd: Round) -> list[str]:
+    missing = [f for f in sample_files(entry, name, rnd) if not (entry.accuracy.accuracy_dir / f).is_file()]
+    if not missing:
+        return []
+    return [f"the round's sample outputs {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} are missing: "
+            f"an accuracy run of the whole dataset writes them (`harness evaluate {entry.accuracy.folder}` writes "
+            f"them for a run that has none)"]
 
 
 # -- writing the tree --------------------------------------------------------------------------
@@ -353,8 +373,13 @@ def write(stage: Path, found: Plan, rnd: Round, system: dict[str, Any], system_n
         where = Path(system_name) / name / scenario
         acc = root / "results" / where / "accuracy"
         acc.mkdir(parents=True)
-        for file in (*logs.SUMMARY_AND_DETAIL, logs.ACCURACY, "accuracy.txt"):
-            shutil.copy2(entry.accuracy.accuracy_dir / file, acc / file)
+        for file in (*logs.SUMMARY_AND_DETAIL, logs.ACCURACY, "accuracy.txt", *sample_files(entry, name, rnd)):
+            source = entry.accuracy.accuracy_dir / file
+            if source.is_symlink():  # a run folder is untrusted: a link would pull in a file from elsewhere
+                raise HarnessError(f"{source} is a symbolic link, not a file the run wrote: package runs as "
+                                   f"`harness run` made them")
+            (acc / file).parent.mkdir(exist_ok=True)
+            shutil.copy2(source, acc / file)
         hash_line(acc / "accuracy.txt", truncate_accuracy_log(
             acc / logs.ACCURACY, originals / "results" / where / "accuracy" / logs.ACCURACY, limit))
         perf = root / "results" / where / "performance" / "run_1"

@@ -103,6 +103,9 @@ class Round:
     ``settings`` (applied to TestSettings by the harness, for LoadGen builds that mishandle the file)."""
     submission: dict[str, Any] = field(default_factory=dict)
     """The submission tree: layout, limits, system description and implementation fields."""
+    accuracy_samples: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    """MLPerf name -> the samples whose outputs an accuracy run keeps as files for the checker (the
+    benchmark's ``accuracy.save_samples`` writes them; SDXL's images)."""
 
     def rules(self, mlperf_name: str) -> PerformanceRules:
         if mlperf_name not in self.performance:
@@ -187,4 +190,5 @@ def load_round(name: str = DEFAULT_ROUND) -> Round:
         tolerances=dict(compliance.get("tolerance", {})),
         audit_via=compliance.get("audit_via", "file"),
         submission=raw.get("submission", {}),
+        accuracy_samples={name: tuple(ids) for name, ids in raw.get("accuracy_samples", {}).items()},
     )

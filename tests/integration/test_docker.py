@@ -1,7 +1,8 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
 Images are built once per test run with the project's own script,
-`images/build.sh gptj resnet bert retinanet llama2 mixtral` (honouring BASE_IMAGE and LOCAL_WHEELS), as a user would.
+`images/build.sh gptj resnet bert retinanet llama2 mixtral sdxl` (honouring BASE_IMAGE and
+LOCAL_WHEELS), as a user would.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -130,6 +131,7 @@ def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tool_
     ("bert", 16, r'\{"exact_match": [\d.]+, "f1": [\d.]+\}\n'),
     ("retinanet", 6, r"mAP=\d+\.\d{3}%\n"),
     ("llama2", 8, r"\nResults\n\n\{'rouge1': [\d.]+, .*, 'tokens_per_sample': [\d.]+\}\n"),
+    ("sdxl", 8, r"Accuracy Results: \{'FID_SCORE': [\d.]+, 'CLIP_SCORE': [\d.]+\}\n"),
 ])
 def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     results = writable(tmp_path / "results")

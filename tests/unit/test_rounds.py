@@ -64,3 +64,16 @@ def test_the_embedded_mlperf_conf_is_the_rounds():
     conf = load_round().embedded_mlperf_conf()
     assert "*.*.test05_qsl_rng_seed = 16799458546791641818" in conf
     assert "retinanet.Server.target_latency = 100" in conf and "\0" not in conf
+
+
+def test_v41_sdxl_ranges_and_sample_images_are_the_checker_values():
+    rnd = load_round("v4.1")
+    targets = {t.metric: t for t in rnd.targets("stable-diffusion-xl")}
+    clip, fid = targets["clip_score"], targets["fid_score"]
+    assert clip.bounds(5000, 5000)[:2] == pytest.approx((31.68631873, 31.81331801), abs=1e-8)
+    assert fid.bounds(5000, 5000)[:2] == pytest.approx((23.01085758, 23.95007626), abs=1e-8)
+    assert not fid.check(24.0, 5000, 5000).passed and not clip.check(31.6, 5000, 5000).passed
+    assert fid.check(23.5, 5000, 5000).passed and clip.check(31.75, 5000, 5000).passed
+    assert rnd.accuracy_samples["stable-diffusion-xl"] == (4655, 2569, 1303, 109, 4509, 3009, 2179, 1826, 2094, 3340)
+    assert rnd.compliance["stable-diffusion-xl"] == ("TEST01", "TEST04")
+    assert rnd.rules("stable-diffusion-xl").server_latency_ms == 20000
