@@ -164,3 +164,12 @@ def test_a_single_image_scores_clip_and_leaves_fid_not_scored(demo):
     metrics = accuracy.score({0: np.zeros(32 * 32 * 3, np.uint8)}, demo)
     assert metrics["fid_score"] is None and "needs 2 or more images, not 1" in metrics["unscored"]
     assert isinstance(metrics["clip_score"], float) and metrics["images"] == 1
+
+
+def test_a_snapshot_of_diffusers_fp16_variant_loads_at_fp16(damaged):
+    """MLCommons' fp16 checkpoint: each part's weights saved as diffusers' ``fp16`` variant."""
+    for part, name in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"),
+                       ("text_encoder", "model"), ("text_encoder_2", "model")):
+        (damaged / "model" / part / f"{name}.safetensors").rename(damaged / "model" / part / f"{name}.fp16.safetensors")
+    pipe = backend.load_pipeline(damaged, "cpu", "fp16")
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype, pipe.text_encoder_2.dtype} == {torch.float16}
