@@ -21,6 +21,9 @@ SMOKE_CONF = """\
 *.Server.target_qps = 1000
 *.Server.min_query_count = 600
 *.Server.target_latency = 100
+*.SingleStream.min_duration = 0
+*.SingleStream.min_query_count = 600
+*.SingleStream.target_latency = 100
 """
 
 
@@ -92,9 +95,11 @@ def test_the_demo_truth_is_the_reference_execution_and_judges_agreement(bench_id
     assert not any(variant["passed"] for variant in empty["variants"].values())
 
 
-@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+@pytest.mark.parametrize("kind", ["Offline", "latency-bound"])
 @pytest.mark.parametrize("bench_id", BENCHMARKS)
-def test_loadgen_smoke_with_null_backend(bench_id, scenario, demo_data, tmp_path, capsys):
+def test_loadgen_smoke_with_null_backend(bench_id, kind, demo_data, tmp_path, capsys):
+    scenarios = registry.get(bench_id).spec.scenarios  # latency-bound: Server, else SingleStream
+    scenario = kind if kind == "Offline" else "Server" if "Server" in scenarios else "SingleStream"
     conf = tmp_path / "smoke.conf"
     conf.write_text(SMOKE_CONF)
     out = tmp_path / "run"
