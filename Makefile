@@ -13,7 +13,7 @@ help:  ## list targets
 
 setup: $(VENV)/.installed  ## create .venv from the hash-locked requirements
 
-LOCKS := images/base/requirements.lock images/pytorch/requirements.lock images/diffusion/requirements.lock \
+LOCKS := images/base/requirements.lock images/pytorch/requirements.lock images/imaging/requirements.lock \
 	tests/requirements.lock
 
 $(VENV)/.installed: $(LOCKS) pyproject.toml
@@ -31,13 +31,15 @@ bench: setup  ## performance scripts: harness overhead, batching and Server rati
 	$(PY) tests/perf/bench_batching.py gptj
 	$(PY) tests/perf/bench_batching.py resnet --samples 64
 	$(PY) tests/perf/bench_server.py bert
+	$(PY) tests/perf/bench_batching.py sdxl
+	$(PY) tests/perf/bench_batching.py unet3d
 
 COMPILE = $(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
 lock: setup  ## re-lock every requirements.in into its requirements.lock (with hashes)
 	$(COMPILE) images/base/requirements.in -o images/base/requirements.lock
 	$(COMPILE) images/pytorch/requirements.in -c images/base/requirements.lock -o images/pytorch/requirements.lock
-	$(COMPILE) images/diffusion/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
-		-o images/diffusion/requirements.lock
+	$(COMPILE) images/imaging/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
+		-o images/imaging/requirements.lock
 	$(COMPILE) tests/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
 		-o tests/requirements.lock

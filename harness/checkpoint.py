@@ -27,7 +27,7 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
     ("torch._utils", "_rebuild_parameter_with_state"), ("torch", "Size"),
 }
-_STATE_KEYS = ("model", "state_dict", "model_state_dict")
+_STATE_KEYS = ("model", "state_dict", "model_state_dict", "best_model_state_dict")
 
 
 class _Placeholder:

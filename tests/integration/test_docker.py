@@ -1,7 +1,7 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
 Images are built once per test run with the project's own script,
-`images/build.sh gptj resnet bert retinanet llama2 mixtral sdxl` (honouring BASE_IMAGE and
+`images/build.sh gptj resnet bert retinanet llama2 mixtral sdxl unet3d` (honouring BASE_IMAGE and
 LOCAL_WHEELS), as a user would.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl", "unet3d")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -132,6 +132,7 @@ def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tool_
     ("retinanet", 6, r"mAP=\d+\.\d{3}%\n"),
     ("llama2", 8, r"\nResults\n\n\{'rouge1': [\d.]+, .*, 'tokens_per_sample': [\d.]+\}\n"),
     ("sdxl", 8, r"Accuracy Results: \{'FID_SCORE': [\d.]+, 'CLIP_SCORE': [\d.]+\}\n"),
+    ("unet3d", 5, r"Accuracy: mean = \d\.\d{5}, kidney = \d\.\d{4}, tumor = \d\.\d{4}\n"),
 ])
 def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     results = writable(tmp_path / "results")

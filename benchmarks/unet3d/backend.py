@@ -1,0 +1,179 @@
+"""The MLPerf 3D-UNet (KiTS19) and its sliding-window inference, as the reference's SUTs run them.
+
+The network is the reference's ``Unet3D``: an input block and four strided-convolution downsampling
+blocks (filters 32, 64, 128, 256, 320), a bottleneck, five upsampling blocks (a 2x transposed
+convolution, its output concatenated before the skip) and a 1x1x1 convolution to 3 classes; each
+convolution block is Conv3d (no bias) + InstanceNorm3d (affine) + ReLU. Its weights come from the
+MLPerf checkpoint (``3dunet_kits19_pytorch_checkpoint.pth``, the state dict under
+``best_model_state_dict``), read by ``harness.checkpoint`` without running anything in it; the
+widths are read from the tensors, so the demo's narrow network of the same topology loads alike.
+
+Inference of one case (``inference_utils.py``): 128^3 windows at stride 64 along each axis (the
+preprocessing makes them tile it exactly), each window's logits weighted by the reference's
+Gaussian importance map (``scipy.signal.windows.gaussian(128, 16)`` outer products, cube-rooted,
+scaled to a maximum of 1) and summed, divided by the summed weights, and the arg-max over the
+classes: the uint8 label volume of the preprocessed shape is the response. Our backend runs the
+windows of a case in batches; ``load_reference`` runs one window at a time, as the reference does.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.unet3d.dataset import ROI, STRIDE
+from harness.backends.hf import TORCH_DTYPES
+from harness.checkpoint import load_into, read_state_dict
+from harness.errors import DataError
+
+CHECKPOINT = "3dunet_kits19_pytorch_checkpoint.pth"
+N_CLASSES = 3
+WINDOWS_PER_BATCH = {"cpu": 2, "cuda": 8}
+
+
+def network(filters: list[int]):
+    """The reference's Unet3D with these widths (5: input block, four downsampling levels)."""
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv3d(cin, cout, 3, stride, 1, bias=False), nn.InstanceNorm3d(cout, affine=True),
+                             nn.ReLU())
+
+    class Down(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = block(cin, cout, stride), block(cout, cout, 1)
+
+        def forward(self, x):
+            return self.conv2(self.conv1(x))
+
+    class Up(nn.Module):
+        def __init__(self, cin: int, cout: int) -> None:
+            super().__init__()
+            self.upsample_conv = nn.Sequential(nn.ConvTranspose3d(cin, cout, 2, 2, 0, bias=True), nn.Identity(),
+                                               nn.Identity())
+            self.conv1, self.conv2 = block(2 * cout, cout, 1), block(cout, cout, 1)
+
+        def forward(self, x, skip):
+            return self.conv2(self.conv1(torch.cat((self.upsample_conv(x), skip), dim=1)))
+
+    class Output(nn.Module):
+        def __init__(self, cin: int) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv3d(cin, N_CLASSES, 1, 1, 0, bias=True), nn.Identity(), nn.Identity())
+
+        def forward(self, x):
+            return self.conv(x)
+
+    class Unet3D(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.input_block = Down(1, filters[0], 1)
+            self.downsample = nn.ModuleList(Down(a, b, 2) for a, b in zip(filters[:-1], filters[1:]))
+            self.bottleneck = Down(filters[-1], filters[-1], 2)
+            ups = [filters[-1], *reversed(filters)]
+            self.upsample = nn.ModuleList(Up(a, b) for a, b in zip(ups[:-1], ups[1:]))
+            self.output = Output(filters[0])
+
+        def forward(self, x):
+            skips = [x := self.input_block(x)]
+            for down in self.downsample:
+                skips.append(x := down(x))
+            x = self.bottleneck(x)
+            for up, skip in zip(self.upsample, reversed(skips)):
+                x = up(x, skip)
+            return self.output(x)
+
+    return Unet3D()
+
+
+def filters_of(state: dict, path: Path) -> list[int]:
+    try:
+        return [int(state["input_block.conv1.0.weight"].shape[0]),
+                *(int(state[f"downsample.{i}.conv1.0.weight"].shape[0]) for i in range(4))]
+    except KeyError as exc:
+        raise DataError(f"{path} has no {exc.args[0]} tensor: it is not the MLPerf 3D-UNet checkpoint; use "
+                        f"{CHECKPOINT} (its best_model_state_dict)") from exc
+
+
+def load_network(data_dir: Path):
+    path = data_dir / CHECKPOINT
+    if not path.is_file():
+        raise DataError(f"{path} is missing: put the MLPerf 3D-UNet PyTorch checkpoint ({CHECKPOINT}, zenodo 5597155) "
+                        f"there, or run without --data to use the demo tier")
+    state = read_state_dict(path)
+    model = network(filters_of(state, path))
+    load_into(model, state, path, "is not the MLPerf 3D-UNet state dict", f"use {CHECKPOINT}")
+    return model.eval()
+
+
+@cache
+def importance_map() -> np.ndarray:
+    """float32 [128, 128, 128]: the reference's Gaussian weights of a window."""
+    from scipy.signal.windows import gaussian
+
+    line = gaussian(ROI, 0.125 * ROI)
+    weights = np.cbrt(np.outer(np.outer(line, line), line).reshape(ROI, ROI, ROI))
+    return (weights / weights.max()).astype(np.float32)
+
+
+def windows(shape: tuple[int, ...]) -> list[tuple[slice, slice, slice]]:
+    """The 128^3 windows at stride 64 over a [D, H, W] volume, depth first, width fastest."""
+    starts = [range(0, (size - ROI) // STRIDE * STRIDE + 1, STRIDE) for size in shape]
+    return [(slice(i, i + ROI), slice(j, j + ROI), slice(k, k + ROI))
+            for i in starts[0] for j in starts[1] for k in starts[2]]
+
+
+class Unet3dBackend:
+    """Sliding-window inference; ``per_batch`` windows run through the network at once."""
+
+    def __init__(self, data_dir: Path, device: str, dtype: str, per_batch: int | None = None) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, TORCH_DTYPES[dtype])
+        self.model = load_network(data_dir).to(self.device, self.dtype)
+        self.per_batch = per_batch or WINDOWS_PER_BATCH.get(self.device.type, 1)
+        self.weights = torch.from_numpy(importance_map()).to(self.device)
+
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [D, H, W] labels of one preprocessed image [1, D, H, W]."""
+        import torch
+
+        volume = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        if volume.ndim != 4 or volume.shape[0] != 1 or any(s < ROI or s % STRIDE for s in volume.shape[1:]):
+            raise DataError(f"a preprocessed image of shape {tuple(volume.shape)} is not [1, D, H, W] with each side a "
+                            f"multiple of {STRIDE} of at least {ROI}")
+        scores = torch.zeros((N_CLASSES, *volume.shape[1:]), dtype=torch.float32, device=self.device)
+        norm = torch.zeros(volume.shape[1:], dtype=torch.float32, device=self.device)
+        todo = windows(tuple(volume.shape[1:]))
+        with torch.inference_mode():
+            for at in range(0, len(todo), self.per_batch):
+                batch = todo[at:at + self.per_batch]
+                patches = torch.stack([volume[(slice(None), *w)] for w in batch]).to(self.dtype)
+                logits = self.model(patches).float()
+                for window, patch in zip(batch, logits):
+                    scores[(slice(None), *window)] += patch * self.weights
+                    norm[window] += self.weights
+            return (scores / norm).argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+    def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.segment(sample) for sample in samples]
+
+    def warmup(self, sample: np.ndarray) -> None:
+        import torch
+
+        with torch.inference_mode():
+            self.model(torch.zeros((1, 1, ROI, ROI, ROI), dtype=self.dtype, device=self.device))
+
+
+def load(data_dir: Path, device: str, dtype: str) -> Unet3dBackend:
+    return Unet3dBackend(data_dir, device, dtype)
+
+
+def load_reference(data_dir: Path, device: str, dtype: str) -> Unet3dBackend:
+    """The reference's way: one window per forward pass."""
+    return Unet3dBackend(data_dir, device, dtype, per_batch=1)
