@@ -320,3 +320,14 @@ def test_an_unscored_metric_is_a_miss_that_says_why(tmp_path):
     run = Run(tmp_path, {"accuracy": {"samples": 50000, "metrics": {"acc": None, "unscored": "acc: no labels"}}})
     entry = submission.Entry("resnet", "Offline", accuracy=run)
     assert submission.accuracy_misses(entry, "resnet", ROUND) == [f"acc was not scored in {tmp_path}: acc: no labels"]
+
+
+def test_a_linked_file_in_a_run_folder_is_refused_not_copied(tmp_path, runs):
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not the run's")
+    accuracy_txt = runs[0] / "accuracy" / "accuracy.txt"
+    accuracy_txt.unlink()
+    accuracy_txt.symlink_to(secret)
+    with pytest.raises(HarnessError, match="accuracy.txt is a symbolic link, not a file the run wrote"):
+        build(tmp_path, runs)
+    assert not (tmp_path / "out").exists()
