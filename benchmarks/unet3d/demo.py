@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.unet3d.backend import CHECKPOINT, network
-from benchmarks.unet3d.dataset import (CASES_DIR, CASES_FILE, IMAGE, LABEL, ROI, min_pads, preprocess, read_nifti,
-                                       window_adjustment, zoom_factors)
+from benchmarks.unet3d.dataset import (CASES_DIR, CASES_FILE, IMAGE, LABEL, ROI, TARGET_SPACING, min_pads, preprocess,
+                                       read_nifti, window_adjustment, zoom_factors)
 
 FILTERS = [4, 8, 8, 16, 16]
 # (case, shape as stored, spacing): resampled to one window, and to two along the first axis; edge padding
@@ -109,7 +109,7 @@ def to_case_grid(labels: np.ndarray, shape: tuple[int, ...], spacing) -> np.ndar
     """Labels of the preprocessed grid taken back to a case's own grid (see the module docstring)."""
     from scipy.ndimage import zoom
 
-    resampled = list(spacing) != [1.6, 1.2, 1.2]
+    resampled = list(spacing) != list(TARGET_SPACING)  # as dataset.resample decides
     zoomed = [int(round(s * f)) for s, f in zip(shape, zoom_factors(spacing))] if resampled else list(shape)
     volume = labels
     for axis, size in enumerate(zoomed):
