@@ -3,18 +3,31 @@ reference execution's DICE, equal issue as the embedded mlperf.conf sets it, TES
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
 from harness import cli, compliance, logs
+from harness.rounds import load_round
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(demo_data, tmp_path_factory):
+def wide_tolerances():
+    """Performance runs of seconds on a shared 2-core machine: compliance's performance comparisons
+    get tolerances wider than its timing noise (everything else is the round's)."""
+    rnd = load_round()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compliance, "load_round", lambda name: dataclasses.replace(
+            rnd, tolerances={k: 5.0 for k in rnd.tolerances}))
+        yield
+
+
+@pytest.fixture(scope="module")
+def runs(demo_data, tmp_path_factory, wide_tolerances):
     root = tmp_path_factory.mktemp("unet3d")
     assert cli.main(["run", "unet3d", "--scenario", "Offline", "--mode", "submission", "--data",
                      str(demo_data("unet3d")), "--out", str(root / "run")]) == 0
