@@ -13,9 +13,9 @@ preprocessing makes them tile it exactly), each window's logits weighted by the 
 Gaussian importance map (``scipy.signal.windows.gaussian(128, 16)`` outer products, cube-rooted,
 scaled to a maximum of 1) and summed, divided by the summed weights, and the arg-max over the
 classes: the uint8 label volume of the preprocessed shape is the response. Our backend runs the
-windows of a case in batches, in PyTorch's channels-last layout (its eager NCDHW 3-D convolutions
-are several times slower on a CPU); ``load_reference`` runs one window at a time through eager
-PyTorch, as the reference's PyTorch SUT does.
+windows of a case in batches, in PyTorch's channels-last layout (oneDNN's blocked 3-D
+convolutions, the same labels as eager NCDHW: tested); ``load_reference`` runs one window at a
+time through eager NCDHW PyTorch, as the reference's PyTorch SUT does.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ def torch_forward(data_dir: Path, device: str, dtype: str, channels_last: bool):
 
 
 def load(data_dir: Path, device: str, dtype: str) -> Unet3dBackend:
-    """PyTorch in channels-last layout (on a CPU several times faster than the eager NCDHW layout,
-    and the same labels: tested), the windows of a case in batches."""
+    """PyTorch in channels-last layout (the same labels as the eager NCDHW layout: tested), the
+    windows of a case in batches."""
     forward = torch_forward(data_dir, device, dtype, channels_last=True)
     return Unet3dBackend(forward, device, WINDOWS_PER_BATCH.get(device.split(":")[0], 1))
 
