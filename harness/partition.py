@@ -116,6 +116,7 @@ def merge(dirs: list[Path], out: Path, data: Path | None = None) -> dict[str, An
     rnd = load_round(meta["round"])
     outputs = logs.decode_outputs(records, meta["payload_dtype"], meta["n_samples"], acc_dir / logs.ACCURACY)
     accuracy = evaluate.score(bench, outputs, data_dir, rnd, meta["demo"])
+    evaluate.save_samples(bench, outputs, data_dir, rnd, acc_dir)
     accuracy["problems"] = [f"{folder.name}: {p}" for folder, _ in parts
                             for p in evaluate.sut_problems(evaluate.sut_stats(folder))]
     (acc_dir / "accuracy.txt").write_text(bench.accuracy.accuracy_text(accuracy["metrics"]))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import cli, compliance, logs, registry, runner, submission
+from harness import cli, compliance, logs, partition, registry, runner, submission
 from harness.rounds import MetricTarget, PerformanceRules, load_round
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,8 @@ def demo_scale():
         tolerances={k: 5.0 for k in rnd.tolerances}, accuracy_samples=samples)
     with pytest.MonkeyPatch.context() as patch:
         # the runs keep the demo's sample images, and are judged by the round's own demo targets
-        patch.setattr(runner, "load_round", lambda name: dataclasses.replace(rnd, accuracy_samples=samples))
+        for module in (runner, partition):
+            patch.setattr(module, "load_round", lambda name: dataclasses.replace(rnd, accuracy_samples=samples))
         patch.setattr(compliance, "load_round", lambda name: scaled)
         patch.setattr(submission, "load_round", lambda name: scaled)
         bench = registry.get("sdxl")
@@ -85,6 +86,16 @@ def test_the_accuracy_run_keeps_the_round_s_sample_images(runs, demo_data):
     assert np.array_equal(np.asarray(Image.open(images / "5.png")), payload.reshape(32, 32, 3))
     captions = (demo_data("sdxl") / "captions" / "captions_source.tsv").read_text().splitlines()[1:]
     assert (images / "captions.txt").read_text().splitlines()[0] == f"5  {captions[5].split(chr(9))[2]}"
+
+
+def test_partitions_merge_with_the_sample_images(runs, demo_data, tmp_path):
+    root, _ = runs
+    assert cli.main(["run", "sdxl", "--mode", "accuracy", "--n-partitions", "2", "--n-devices", "2",
+                     "--data", str(demo_data("sdxl")), "--out", str(tmp_path / "parts")]) == 0
+    assert cli.main(["merge", str(tmp_path / "parts"), "--out", str(tmp_path / "merged")]) == 0
+    images = tmp_path / "merged" / "accuracy" / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["11.png", "2.png", "5.png", "captions.txt"]
+    assert (images / "captions.txt").read_text() == (root / "Offline/accuracy/images/captions.txt").read_text()
 
 
 def test_test01_and_test04_on_the_offline_run(runs):
