@@ -13,7 +13,7 @@ axis under 128 padded to 128 by repeating its edges; then each axis made a multi
 least 128): cropped when it is less than 32 past one, else padded with -2.2 (label 0), split
 front/back as the reference splits them. The result, image float32 and label uint8 [1, D, H, W], is
 kept in ``$HARNESS_CACHE/unet3d`` under the sha256 of the two files (arrays, never pickles); later
-runs read it from there.
+runs read it from there without reading the volumes again.
 """
 
 from __future__ import annotations
@@ -148,10 +148,12 @@ def preprocess_case(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def case_key(folder: Path) -> str:
-    digest = hashlib.sha256(CACHE_VERSION.encode())
-    for name in (IMAGE, LABEL):
-        digest.update(hashlib.sha256((folder / name).read_bytes()).digest())
-    return digest.hexdigest()
+    """The cache key of a case: its two files' sha256 (``harness.artifacts.file_hashes``, which
+    hashes a file again only when its size or mtime changed) and the preprocessing version."""
+    from harness.artifacts import file_hashes
+
+    hashes = file_hashes(folder, [IMAGE, LABEL])
+    return hashlib.sha256(f"{CACHE_VERSION}/{hashes[IMAGE]}/{hashes[LABEL]}".encode()).hexdigest()
 
 
 def load_case(data_dir: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
