@@ -22,10 +22,8 @@ def demo(demo_data):
 
 
 @pytest.fixture
-def damaged(demo, tmp_path):
-    out = tmp_path / "sdxl"
-    shutil.copytree(demo, out)
-    return out
+def damaged(demo_copy):
+    return demo_copy("sdxl")
 
 
 def test_the_payload_is_the_reference_s_uint8_hwc_and_survives_the_accuracy_log(tmp_path):
@@ -48,16 +46,15 @@ def test_a_response_that_is_not_a_square_image_is_refused():
     assert failed == 1 and list(found) == [1]
 
 
-def test_fid_of_the_images_against_their_own_statistics_shifted_is_the_shift_squared(demo, tmp_path):
+def test_fid_of_the_images_against_their_own_statistics_shifted_is_the_shift_squared(demo, damaged):
     """With the same covariance on both sides, sqrt(S S) = S and the distance is |mu1 - mu2|^2."""
     rng = np.random.default_rng(1)
     pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(40)]
     features = accuracy.activations(pictures, accuracy.load_inception(demo, 64))
     assert features.shape == (40, 64) and features.dtype == np.float64
-    shutil.copytree(demo, tmp_path / "d")
     shift = np.linspace(-0.5, 0.5, 64)
-    np.savez(tmp_path / "d" / accuracy.STATISTICS, mu=features.mean(0) + shift, sigma=np.cov(features, rowvar=False))
-    assert accuracy.fid(pictures, tmp_path / "d") == pytest.approx(float(shift @ shift), rel=1e-4)
+    np.savez(damaged / accuracy.STATISTICS, mu=features.mean(0) + shift, sigma=np.cov(features, rowvar=False))
+    assert accuracy.fid(pictures, damaged) == pytest.approx(float(shift @ shift), rel=1e-4)
 
 
 def test_inception_features_are_the_first_block_pooled_as_pytorch_fid_pools_them(demo):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import struct
 
 import numpy as np
@@ -21,10 +20,8 @@ def data(demo_data):
 
 
 @pytest.fixture
-def damaged(data, tmp_path):
-    out = tmp_path / "unet3d"
-    shutil.copytree(data, out)
-    return out
+def damaged(demo_copy):
+    return demo_copy("unet3d")
 
 
 @pytest.mark.parametrize("size, crop, pad", [
