@@ -31,7 +31,7 @@ from pathlib import Path
 
 from harness import datadir, demo, evaluate, registry, report, runner, settings
 from harness.errors import HarnessError, Interrupted
-from harness.rounds import DEFAULT_ROUND, load_round
+from harness.rounds import DEFAULT_ROUND, default_round, load_round
 from harness.settings import RunConfig
 from harness.spec import DTYPES, MODES, SCENARIOS
 from harness.util import write_atomic
@@ -64,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens or bench.spec.default_batch_tokens.get(kind),
         n_count=args.n_count, n_partitions=args.n_partitions, partition_offset=args.partition_offset,
         stall_timeout_s=args.stall_timeout or bench.spec.stall_timeout_s, batch_wait_ms=args.batch_wait_ms,
-        timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend, round=args.round,
+        timeout_s=args.timeout, trace=args.trace, null_backend=args.null_backend,
+        round=args.round or default_round(bench.spec),
     )
     settings.validate(config, bench.spec)  # before any data is built or read
     data_dir, is_demo = datadir.resolve(bench, args.data, args.seed)
@@ -239,7 +240,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", action="store_true", help="also write LoadGen's (large) trace log")
     run.add_argument("--null-backend", action="store_true",
                      help="answer every sample at once with an empty payload (harness overhead, smoke tests)")
-    run.add_argument("--round", default=DEFAULT_ROUND)
+    run.add_argument("--round", help=f"MLPerf round (default: {DEFAULT_ROUND}, or the newest round that has the "
+                                     f"benchmark)")
     run.add_argument("--check", action="store_true", help="exit 1 when accuracy FAILs or performance is INVALID")
     run.set_defaults(fn=cmd_run)
 

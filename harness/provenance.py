@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import artifacts, logs, registry, untrusted
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RoundMismatch
 from harness.registry import Benchmark
+from harness.rounds import load_round
 from harness.settings import RunConfig
 from harness.util import read_json
 
@@ -254,8 +255,6 @@ def result_changes(a: dict[str, Any], b: dict[str, Any], perf_tolerance: float) 
 
 
 def _accuracy_changes(a: dict[str, Any], b: dict[str, Any], _: float) -> list[tuple[str, bool]]:
-    from harness.rounds import load_round
-
     found = []
     rnd = load_round(a["round"])
     for name in a["mlperf_names"]:
@@ -318,12 +317,14 @@ def replay_changes(original: dict[str, Any], bench: Benchmark, data_dir: Path, d
     not taken from the hash cache), LoadGen, the harness code, the image."""
     inputs = input_facts(bench, data_dir, demo, fresh=True)
     found = [f"input {change}" for change in input_changes(original["inputs"], inputs)]
+    rnd = load_round(original["round"])
     try:
-        loadgen = importlib.metadata.version("mlcommons-loadgen")
-    except importlib.metadata.PackageNotFoundError:
-        loadgen = "not installed"
+        rnd.check_loadgen()  # the build of the round a rerun runs on: installed, or beside it
+        loadgen = rnd.logged_loadgen_version
+    except RoundMismatch:
+        loadgen = f"no LoadGen {rnd.loadgen_version}"
     if original.get("loadgen") and original["loadgen"]["version"] != loadgen:
-        found.append(f"LoadGen {original['loadgen']['version']} ran the original, {loadgen} is installed")
+        found.append(f"LoadGen {original['loadgen']['version']} ran the original, a rerun would run {loadgen}")
     now = harness_facts(bench)
     for key in ("version", "code_sha256"):
         if original["harness"].get(key) != now[key]:

@@ -174,6 +174,7 @@ def run(config: RunConfig, out: Path | None = None, echo: bool = True, inputs: d
     for warning in settings.validate(config, bench.spec):
         print(f"warning: {warning}", file=sys.stderr)
     rnd = load_round(config.round)
+    rnd.check_benchmark(bench.spec)
     rnd.check_loadgen()
     data_dir = Path(config.data_dir)
     n_samples = settings.check_sample_count(config, len(bench.dataset.load(data_dir)))

@@ -2,9 +2,10 @@
 
 Precedence for LoadGen values: LoadGen's embedded mlperf.conf < the user.conf in use (the
 benchmark's own ``user.conf`` unless ``--user-conf`` names another) < scenario and mode set
-from the command line. ``FromConfig`` runs exactly once per process: LoadGen applies its
-embedded mlperf.conf only on the first call, and a second call logs an ERROR that invalidates
-the run, so every LoadGen test runs in its own process (see ``harness.runner``).
+from the command line. ``FromConfig`` of the user.conf runs exactly once per process: LoadGen
+(4.1 on) applies its embedded mlperf.conf only on the first call, and a second call logs an
+ERROR that invalidates the run, so every LoadGen test runs in its own process (see
+``harness.runner``). A round whose LoadGen embeds no mlperf.conf (v4.0) has its own read first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,11 +160,22 @@ def devices(config: RunConfig) -> list[str]:
     return wanted
 
 
-def test_settings(spec: BenchmarkSpec, scenario: str, test_mode: str, user_conf: Path):
-    """Build lg.TestSettings: embedded mlperf.conf + user.conf via ONE FromConfig, then scenario/mode."""
+def test_settings(spec: BenchmarkSpec, scenario: str, test_mode: str, user_conf: Path,
+                  round_conf: str | None = None):
+    """Build lg.TestSettings: mlperf.conf + user.conf, then scenario/mode. LoadGen builds that embed
+    the round's mlperf.conf apply it on the one FromConfig of the user.conf; where the round brings
+    its own (``round_conf``: LoadGen 4.0.1 embeds none), that file is read first, as its reference
+    harness does."""
     import mlperf_loadgen as lg
 
     settings = lg.TestSettings()
+    if round_conf is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+            conf.write(round_conf)
+            conf.flush()
+            if settings.FromConfig(conf.name, spec.conf_key, scenario) != 0:
+                raise InvalidSettings("LoadGen could not read the round's mlperf.conf (harness/rounds): the round "
+                                      "file is damaged")
     status = settings.FromConfig(str(user_conf), spec.conf_key, scenario)
     if status != 0:
         raise InvalidSettings(f"LoadGen could not read {user_conf} (status {status}): each line must be "

@@ -1,8 +1,9 @@
 """One LoadGen test in this process: ``python -m harness.worker RUN_DIR JOB_JSON``.
 
-Runs in the job's log folder (a fresh folder, so no stray ``audit.config`` is picked up),
-calls ``FromConfig`` exactly once, runs the test, writes ``sut_stats.json`` and exits
-without waiting for a replica that may be stuck in a model call. A compliance job's audit.config
+Runs in the job's log folder (a fresh folder, so no stray ``audit.config`` is picked up), loads
+the round's LoadGen build (``harness.loadgen``), builds its settings (``settings.test_settings``),
+runs the test, writes ``sut_stats.json`` and exits without waiting for a replica that may be
+stuck in a model call. A compliance job's audit.config
 reaches LoadGen as its round says: as the file, in that folder only while the test runs, or
 applied to the TestSettings (``settings.apply_audit``).
 """
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from harness import progress, registry, settings
+from harness import loadgen, progress, registry, settings
 from harness.errors import HarnessError
 from harness.jobs import Job
 from harness.rounds import load_round
@@ -41,9 +42,11 @@ def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
 
 
 def run(run_dir: Path, job: Job) -> None:
+    config = settings.RunConfig.from_json((run_dir / "run.json").read_text())
+    rnd = load_round(config.round)
+    loadgen.activate(rnd.loadgen_version, rnd.name)  # the round's build, before LoadGen is first imported
     import mlperf_loadgen as lg
 
-    config = settings.RunConfig.from_json((run_dir / "run.json").read_text())
     bench = registry.get(config.benchmark)
     spec = bench.spec
     log_dir = Path(job.log_dir)
@@ -66,9 +69,9 @@ def run(run_dir: Path, job: Job) -> None:
         return build
 
     performance_count = min(spec.performance_count, count)
-    lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf))
+    lg_settings = settings.test_settings(spec, config.scenario, job.test_mode, Path(config.user_conf), rnd.mlperf_conf)
     audit_file = job.audit
-    if job.audit is not None and load_round(config.round).audit_via == "settings":
+    if job.audit is not None and rnd.audit_via == "settings":
         applied = settings.apply_audit(lg_settings, job.audit, config.scenario, performance_count)
         Path("audit_settings.json").write_text(json.dumps(applied, indent=2))
         audit_file = None

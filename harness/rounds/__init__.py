@@ -7,14 +7,17 @@ and which MLPerf names need them) and the submission tree's layout and limits.
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness import loadgen
 from harness.errors import HarnessError, RoundMismatch
+
+if TYPE_CHECKING:
+    from harness.spec import BenchmarkSpec
 
 DEFAULT_ROUND = "v4.1"
 ROUND_NAME = re.compile(r"^v[0-9]+\.[0-9]+$")
@@ -106,6 +109,27 @@ class Round:
     accuracy_samples: dict[str, tuple[int, ...]] = field(default_factory=dict)
     """MLPerf name -> the samples whose outputs an accuracy run keeps as files for the checker (the
     benchmark's ``accuracy.save_samples`` writes them; SDXL's images)."""
+    mlperf_conf: str | None = None
+    """The round's mlperf.conf where its LoadGen embeds none (v4.0): applied through FromConfig
+    before the user.conf."""
+    loadgen_logs_as: str | None = None
+    """The version the round's LoadGen writes in its detail log, where it is not ``loadgen_version``
+    (4.0.1 logs "4.0")."""
+
+    @property
+    def logged_loadgen_version(self) -> str:
+        return self.loadgen_logs_as or self.loadgen_version
+
+    def includes(self, spec: "BenchmarkSpec") -> bool:
+        """Whether a benchmark is part of this round (its MLPerf names have targets here)."""
+        return any(name in self.accuracy for name in spec.mlperf_names)
+
+    def check_benchmark(self, spec: "BenchmarkSpec") -> None:
+        """Refuse, by name, a benchmark this round does not have."""
+        if not self.includes(spec):
+            others = [name for name in available_rounds() if load_round(name).includes(spec)]
+            where = f"it is part of {', '.join(others)} (--round {others[-1]})" if others else "no round has it"
+            raise RoundMismatch(f"{spec.id} is not part of round {self.name}; {where}")
 
     def rules(self, mlperf_name: str) -> PerformanceRules:
         if mlperf_name not in self.performance:
@@ -135,35 +159,37 @@ class Round:
         return self.accuracy[mlperf_name]
 
     def embedded_mlperf_conf(self) -> str:
-        """The mlperf.conf compiled into the installed LoadGen, which its first FromConfig applies (the
-        submission tree's measurements carry it); checked to hold the round's seeds."""
-        import mlperf_loadgen
-
-        binary = Path(mlperf_loadgen.__file__).read_bytes()
+        """The mlperf.conf LoadGen applies first (the submission tree's measurements carry it): the
+        round's own where its LoadGen embeds none, else the one compiled into the round's LoadGen,
+        checked to hold the round's seeds."""
+        if self.mlperf_conf is not None:
+            return self.mlperf_conf
+        module = loadgen.module_file(self.loadgen_version, self.name)
+        binary = module.read_bytes()
         start = binary.find(b"# The format of this config file is")
         text = binary[start:binary.find(b"\0", start)].decode(errors="replace") if start >= 0 else ""
         if str(self.seeds["qsl_rng_seed"]) not in text:
-            raise RoundMismatch(f"the installed LoadGen ({mlperf_loadgen.__file__}) embeds no mlperf.conf with the "
-                                f"seeds of round {self.name}; install mlcommons-loadgen=={self.loadgen_version}")
+            raise RoundMismatch(f"the LoadGen at {module} embeds no mlperf.conf with the seeds of round "
+                                f"{self.name}; install mlcommons-loadgen=={self.loadgen_version}")
         return text
 
     def check_loadgen(self) -> str:
-        """Return the installed LoadGen version; raise when it is not the round's pin."""
-        try:
-            installed = importlib.metadata.version("mlcommons-loadgen")
-        except importlib.metadata.PackageNotFoundError:
-            installed = "not installed"
-        if installed != self.loadgen_version:
-            raise RoundMismatch(
-                f"round {self.name} needs mlcommons-loadgen=={self.loadgen_version} (its embedded "
-                f"mlperf.conf carries the round's seeds), but {installed} is installed. "
-                f"Install the pinned version: pip install mlcommons-loadgen=={self.loadgen_version}"
-            )
-        return installed
+        """Return the round's LoadGen version, installed or beside the installed one
+        (``harness.loadgen``); raise naming the fix when it is neither."""
+        loadgen.locate(self.loadgen_version, self.name)
+        return self.loadgen_version
 
 
 def available_rounds() -> list[str]:
     return sorted(p.stem.replace("_", ".") for p in _DIR.glob("v*.toml"))
+
+
+def default_round(spec: "BenchmarkSpec") -> str:
+    """The round a benchmark runs in unless told: the default one, or the newest that has it."""
+    if load_round(DEFAULT_ROUND).includes(spec):
+        return DEFAULT_ROUND
+    having = [name for name in available_rounds() if load_round(name).includes(spec)]
+    return max(having, key=lambda name: tuple(int(part) for part in name[1:].split(".")), default=DEFAULT_ROUND)
 
 
 def load_round(name: str = DEFAULT_ROUND) -> Round:
@@ -191,4 +217,5 @@ def load_round(name: str = DEFAULT_ROUND) -> Round:
         audit_via=compliance.get("audit_via", "file"),
         submission=raw.get("submission", {}),
         accuracy_samples={name: tuple(ids) for name, ids in raw.get("accuracy_samples", {}).items()},
+        mlperf_conf=raw.get("mlperf_conf"), loadgen_logs_as=raw.get("loadgen_logs_as"),
     )

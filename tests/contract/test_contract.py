@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness import cli, demo, evaluate, logs, registry
-from harness.rounds import load_round
+from harness.rounds import default_round, load_round
 
 BENCHMARKS = sorted(registry.discover())
 # A smoke run checks LoadGen and the SUT machinery, not the machine: the latency bound is wide
@@ -30,7 +30,7 @@ SMOKE_CONF = """\
 @pytest.mark.parametrize("bench_id", BENCHMARKS)
 def test_spec_names_have_round_targets(bench_id):
     bench = registry.get(bench_id)
-    rnd = load_round()
+    rnd = load_round(default_round(bench.spec))
     for name in bench.spec.mlperf_names:
         assert rnd.targets(name), name
     assert "Offline" in bench.spec.scenarios
@@ -60,7 +60,8 @@ def test_scorer_handles_a_hand_made_accuracy_log(bench_id, demo_data, tmp_path):
     empty = np.zeros(0, dtype=bench.spec.payload_dtype).tobytes().hex()
     (tmp_path / "mlperf_log_accuracy.json").write_text(
         json.dumps([{"seq_id": i, "qsl_idx": i, "data": empty} for i in range(4)]))
-    result = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(4)}, data, load_round())
+    result = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(4)}, data,
+                            load_round(default_round(bench.spec)))
     for name in bench.spec.mlperf_names:
         metrics = [c["metric"] for c in result["variants"][name]["checks"]]
         # a number, or None where the scorer says why it could not score (a part absent from 4 samples)
@@ -81,7 +82,8 @@ def test_the_demo_truth_is_the_reference_execution_and_judges_agreement(bench_id
     records = logs.read_accuracy(data / demo.REFERENCE_LOG)
     assert [r.qsl_idx for r in records] == list(range(n))
     outputs = logs.decode_outputs(records, bench.spec.payload_dtype, n)
-    own = evaluate.score(bench, outputs, data, load_round(), demo_tier=True)
+    rnd = load_round(default_round(bench.spec))
+    own = evaluate.score(bench, outputs, data, rnd, demo_tier=True)
     assert own["targets"] == demo.TARGETS and own["full_dataset"] is False
     for variant in own["variants"].values():
         # every metric scored, or (code execution without its sandbox here) NOT SCORED with the reason
@@ -90,7 +92,7 @@ def test_the_demo_truth_is_the_reference_execution_and_judges_agreement(bench_id
         assert len(scored) == len(variant["checks"]) or own["metrics"].get("unscored")
     marker = json.loads((data / demo.MARKER).read_text())
     assert marker["reference_metrics"] == json.loads(json.dumps(own["metrics"], default=float))
-    empty = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(n)}, data, load_round(),
+    empty = evaluate.score(bench, {i: np.zeros(0, bench.spec.payload_dtype) for i in range(n)}, data, rnd,
                            demo_tier=True)
     assert not any(variant["passed"] for variant in empty["variants"].values())
 
@@ -108,5 +110,5 @@ def test_loadgen_smoke_with_null_backend(bench_id, kind, demo_data, tmp_path, ca
     assert code == 0
     result = json.loads((out / "result.json").read_text())
     assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
-    assert result["performance"]["loadgen_version"].startswith(load_round().loadgen_version)
+    assert result["performance"]["loadgen_version"].split(" @ ")[0] == load_round(result["round"]).logged_loadgen_version
     assert "NULL BACKEND" in capsys.readouterr().out

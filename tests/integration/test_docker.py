@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import registry
+from harness.rounds import default_round
+
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl", "unet3d")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl", "unet3d", "rnnt")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -133,6 +136,7 @@ def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tool_
     ("llama2", 8, r"\nResults\n\n\{'rouge1': [\d.]+, .*, 'tokens_per_sample': [\d.]+\}\n"),
     ("sdxl", 8, r"Accuracy Results: \{'FID_SCORE': [\d.]+, 'CLIP_SCORE': [\d.]+\}\n"),
     ("unet3d", 5, r"Accuracy: mean = \d\.\d{5}, kidney = \d\.\d{4}, tumor = \d\.\d{4}\n"),
+    ("rnnt", 11, r"Word Error Rate: [\d.e-]+%, accuracy=[\d.]+%\n"),  # round v4.0, on the LoadGen 4.0.1 it carries
 ])
 def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     results = writable(tmp_path / "results")
@@ -141,8 +145,9 @@ def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     assert "DEMO TIER" in logs and "Performance (Offline): VALID" in logs
     runs = {json.loads((d / "result.json").read_text())["settings"]["mode"]: d for d in results.iterdir()}
     assert re.fullmatch(accuracy_line, (runs["accuracy"] / "accuracy" / "accuracy.txt").read_text())
-    image = json.loads((runs["performance"] / "result.json").read_text())["image"]
-    assert image["name"] == f"mlperf-harness/{benchmark}"
+    performance = json.loads((runs["performance"] / "result.json").read_text())
+    assert performance["image"]["name"] == f"mlperf-harness/{benchmark}"
+    assert performance["round"] == default_round(registry.get(benchmark).spec)
 
 
 def test_mixtral_in_a_container_then_mbxp_scored_by_the_evaluate_service(images, provenance, tmp_path):

@@ -1,9 +1,12 @@
 import importlib.metadata
+import subprocess
+import sys
 
 import pytest
 
+from harness import loadgen, registry
 from harness.errors import HarnessError, RoundMismatch
-from harness.rounds import load_round
+from harness.rounds import default_round, load_round
 
 
 def test_v41_gptj_targets_are_the_checker_values():
@@ -32,18 +35,58 @@ def test_check_pass_fail_ratio_and_scaling():
 
 
 def test_unknown_round_and_name():
-    with pytest.raises(HarnessError, match="unknown round 'v9.9'; available: v4.1"):
+    with pytest.raises(HarnessError, match="unknown round 'v9.9'; available: v4.0, v4.1"):
         load_round("v9.9")
     with pytest.raises(HarnessError, match="no accuracy targets for 'gptj-98'"):
         load_round().targets("gptj-98")
 
 
-def test_loadgen_version_must_match_the_round(monkeypatch):
+def test_loadgen_version_must_match_the_round(monkeypatch, tmp_path):
     rnd = load_round()
     assert rnd.check_loadgen() == "4.1.30"
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "6.0.17")
-    with pytest.raises(RoundMismatch, match=r"needs mlcommons-loadgen==4.1.30 .* but 6.0.17 is installed"):
+    monkeypatch.setenv("HARNESS_LOADGEN_DIR", str(tmp_path))
+    with pytest.raises(RoundMismatch, match=r"round v4.1 needs mlcommons-loadgen==4.1.30, but 6.0.17 is installed and "
+                                            r".*4.1.30 does not hold 4.1.30. Build it there: images/loadgen-build.sh"):
         rnd.check_loadgen()
+
+
+def test_a_rounds_loadgen_beside_the_installed_one_is_found_and_activated(tmp_path, monkeypatch):
+    """v4.0's LoadGen (4.0.1, built from its sdist by make setup) lives beside the installed 4.1.30;
+    a folder that does not hold the version it is named for is not taken for it."""
+    rnd = load_round("v4.0")
+    assert rnd.check_loadgen() == "4.0.1" and loadgen.side_folder("4.0.1") is not None
+    code = ("import sys; from harness import loadgen; loadgen.activate('4.0.1', 'v4.0'); "
+            "import mlperf_loadgen, importlib.metadata as m; print(mlperf_loadgen.__file__, m.version('mlcommons-loadgen'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0].startswith(str(loadgen.root() / "4.0.1")) and out[1] == "4.0.1"
+    (tmp_path / "4.0.1" / "mlcommons_loadgen-4.1.30.dist-info").mkdir(parents=True)
+    (tmp_path / "4.0.1" / "mlcommons_loadgen-4.1.30.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: mlcommons-loadgen\nVersion: 4.1.30\n")
+    monkeypatch.setenv("HARNESS_LOADGEN_DIR", str(tmp_path))
+    with pytest.raises(RoundMismatch, match="does not hold 4.0.1"):
+        rnd.check_loadgen()
+
+
+def test_v40_round_brings_its_mlperf_conf_and_rnnt_rules():
+    rnd = load_round("v4.0")
+    conf = rnd.embedded_mlperf_conf()
+    assert conf == rnd.mlperf_conf and "*.*.qsl_rng_seed = 13281865557512327830" in conf
+    assert "rnnt.Server.target_latency = 1000" in conf and "rnnt.Offline.min_query_count = 2513" in conf
+    assert rnd.seeds["schedule_rng_seed"] == 7575108116881280410 and rnd.audit_via == "file"
+    (target,) = rnd.targets("rnnt")
+    assert target.bounds(2513, 2513)[0] == pytest.approx(91.62252)  # (100 - 7.452) x 0.99
+    assert rnd.rules("rnnt").server_latency_ms == 1000 and rnd.compliance["rnnt"] == ("TEST01", "TEST05")
+    assert rnd.required_scenarios["datacenter"]["rnnt"] == ("Server", "Offline")
+
+
+def test_a_benchmark_outside_a_round_is_refused_by_name():
+    rnnt, gptj = registry.get("rnnt").spec, registry.get("gptj").spec
+    assert default_round(rnnt) == "v4.0" and default_round(gptj) == "v4.1"
+    with pytest.raises(RoundMismatch, match=r"^rnnt is not part of round v4.1; it is part of v4.0 \(--round v4.0\)$"):
+        load_round("v4.1").check_benchmark(rnnt)
+    with pytest.raises(RoundMismatch, match="gptj is not part of round v4.0; it is part of v4.1"):
+        load_round("v4.0").check_benchmark(gptj)
 
 
 def test_v41_compliance_and_submission_rules():
