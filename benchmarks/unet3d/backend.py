@@ -14,8 +14,10 @@ Gaussian importance map (``scipy.signal.windows.gaussian(128, 16)`` outer produc
 scaled to a maximum of 1) and summed, divided by the summed weights, and the arg-max over the
 classes: the uint8 label volume of the preprocessed shape is the response. Our backend runs the
 windows of a case in batches, in PyTorch's channels-last layout (oneDNN's blocked 3-D
-convolutions, the same labels as eager NCDHW: tested); ``load_reference`` runs one window at a
-time through eager NCDHW PyTorch, as the reference's PyTorch SUT does.
+convolutions) with each block's normalisation kept in that layout (``norm_relu``), the summed
+weights made once per volume shape and the arg-max by comparisons (``first_max``): labels as
+eager NCDHW's but for float rounding (tested). ``load_reference`` runs one window at a time
+through eager NCDHW PyTorch and finalizes in numpy, as the reference's PyTorch SUT does.
 """
 
 from __future__ import annotations
@@ -129,17 +131,45 @@ def windows(shape: tuple[int, ...]) -> list[tuple[slice, slice, slice]]:
             for i in starts[0] for j in starts[1] for k in starts[2]]
 
 
+def first_max(scores, norm):
+    """uint8 arg-max over the classes of ``scores / norm``, the first class winning ties as
+    ``argmax`` picks it: the same labels from two comparisons, without ``argmax``'s slow
+    reduction over the leading axis of a large volume."""
+    import torch
+
+    values = scores / norm
+    labels = (values[1] > values[0]).to(torch.uint8)
+    labels[values[2] > torch.maximum(values[0], values[1])] = 2
+    return labels
+
+
 class Unet3dBackend:
     """Sliding-window inference over ``forward`` (windows [B, 1, 128, 128, 128] -> logits [B, 3, ...]),
-    ``per_batch`` windows at a time."""
+    ``per_batch`` windows at a time. ``reference``: as the reference's ``base_SUT``, a weight map
+    summed window by window for each class, then divided and arg-maxed in numpy (its
+    ``finalize``); else the map made once per volume shape (the same sums in the same order) and
+    ``first_max`` (the same labels)."""
 
-    def __init__(self, forward, device: str, per_batch: int) -> None:
+    def __init__(self, forward, device: str, per_batch: int, reference: bool = False) -> None:
         import torch
 
         self.forward = forward
         self.device = torch.device(device)
         self.per_batch = per_batch
+        self.reference = reference
         self.weights = torch.from_numpy(importance_map()).to(self.device)
+        self._norms: dict[tuple[int, ...], object] = {}
+
+    def norm_map(self, shape: tuple[int, ...]):
+        """The summed importance weights over a [D, H, W] volume, windows in sliding order."""
+        import torch
+
+        if shape not in self._norms:
+            norm = torch.zeros(shape, dtype=torch.float32, device=self.device)
+            for window in windows(shape):
+                norm[window] += self.weights
+            self._norms[shape] = norm
+        return self._norms[shape]
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 [D, H, W] labels of one preprocessed image [1, D, H, W]."""
@@ -149,17 +179,24 @@ class Unet3dBackend:
         if volume.ndim != 4 or volume.shape[0] != 1 or any(s < ROI or s % STRIDE for s in volume.shape[1:]):
             raise DataError(f"a preprocessed image of shape {tuple(volume.shape)} is not [1, D, H, W] with each side a "
                             f"multiple of {STRIDE} of at least {ROI}")
-        scores = torch.zeros((N_CLASSES, *volume.shape[1:]), dtype=torch.float32, device=self.device)
-        norm = torch.zeros(volume.shape[1:], dtype=torch.float32, device=self.device)
-        todo = windows(tuple(volume.shape[1:]))
+        shape = tuple(volume.shape[1:])
+        scores = torch.zeros((N_CLASSES, *shape), dtype=torch.float32, device=self.device)
+        # the reference sums a weight map for each of the 3 channels
+        norm = torch.zeros((N_CLASSES, *shape), dtype=torch.float32, device=self.device) if self.reference else None
+        todo = windows(shape)
         with torch.inference_mode():
             for at in range(0, len(todo), self.per_batch):
                 batch = todo[at:at + self.per_batch]
                 logits = self.forward(torch.stack([volume[(slice(None), *w)] for w in batch])).float()
                 for window, patch in zip(batch, logits):
                     scores[(slice(None), *window)] += patch * self.weights
-                    norm[window] += self.weights
-            return (scores / norm).argmax(dim=0).to(torch.uint8).cpu().numpy()
+                    if norm is not None:
+                        norm[(slice(None), *window)] += self.weights
+            if norm is not None:  # finalized in numpy, as the reference's finalize()
+                values = scores.cpu().numpy()
+                values /= norm.cpu().numpy()
+                return np.argmax(values, axis=0).astype(np.uint8)
+            return first_max(scores, self.norm_map(shape)).cpu().numpy()
 
     def predict(self, samples: list[np.ndarray]) -> list[np.ndarray]:
         return [self.segment(sample) for sample in samples]
@@ -171,23 +208,51 @@ class Unet3dBackend:
             self.forward(torch.zeros((1, 1, ROI, ROI, ROI), device=self.device))
 
 
-def torch_forward(data_dir: Path, device: str, dtype: str, channels_last: bool):
-    """The network in PyTorch: eager NCDHW as the reference runs it, or in channels-last layout."""
+def norm_relu(norm):
+    """InstanceNorm3d (affine) + ReLU that keep a channels-last tensor channels-last: PyTorch's
+    instance norm copies such a tensor to NCDHW and back, which costs as much as the convolutions
+    of the narrow levels. The statistics are InstanceNorm3d's (biased variance, its eps)."""
     import torch
+    from torch import nn
+
+    class NormRelu(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+        def forward(self, x):
+            var, mean = torch.var_mean(x, dim=(2, 3, 4), keepdim=True, correction=0)
+            scale = self.weight[None, :, None, None, None] * torch.rsqrt(var + self.eps)
+            return torch.addcmul(self.bias[None, :, None, None, None] - mean * scale, x, scale).relu_()
+
+    return NormRelu()
+
+
+def torch_forward(data_dir: Path, device: str, dtype: str, channels_last: bool):
+    """The network in PyTorch: eager NCDHW as the reference runs it, or in channels-last layout
+    with each block's normalisation and ReLU kept in that layout (``norm_relu``)."""
+    import torch
+    from torch import nn
 
     layout = torch.channels_last_3d if channels_last else torch.contiguous_format
-    model = load_network(data_dir).to(torch.device(device), getattr(torch, TORCH_DTYPES[dtype]), memory_format=layout)
+    model = load_network(data_dir)
+    if channels_last:
+        for block in [m for m in model.modules() if isinstance(m, nn.Sequential) and len(m) == 3]:
+            if isinstance(block[1], nn.InstanceNorm3d):
+                block[1], block[2] = norm_relu(block[1]), nn.Identity()
+    model = model.to(torch.device(device), getattr(torch, TORCH_DTYPES[dtype]), memory_format=layout)
     dtype_ = next(model.parameters()).dtype
     return lambda windows: model(windows.to(dtype_).contiguous(memory_format=layout))
 
 
 def load(data_dir: Path, device: str, dtype: str) -> Unet3dBackend:
-    """PyTorch in channels-last layout (the same labels as the eager NCDHW layout: tested), the
-    windows of a case in batches."""
+    """PyTorch in channels-last layout (labels as the eager NCDHW layout's, but for rounding: tested),
+    the windows of a case in batches, the normalisation map made once per shape."""
     forward = torch_forward(data_dir, device, dtype, channels_last=True)
     return Unet3dBackend(forward, device, WINDOWS_PER_BATCH.get(device.split(":")[0], 1))
 
 
 def load_reference(data_dir: Path, device: str, dtype: str) -> Unet3dBackend:
-    """The reference's way: PyTorch, eager NCDHW, one window per forward pass."""
-    return Unet3dBackend(torch_forward(data_dir, device, dtype, channels_last=False), device, 1)
+    """The reference's way: PyTorch, eager NCDHW, one window per forward pass, the weight maps
+    summed with the windows and finalized in numpy."""
+    return Unet3dBackend(torch_forward(data_dir, device, dtype, channels_last=False), device, 1, reference=True)

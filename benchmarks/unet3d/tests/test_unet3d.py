@@ -112,6 +112,31 @@ def test_batched_windows_give_the_labels_of_one_window_at_a_time(data):
     assert np.array_equal(ours.predict([image])[0], batched)
 
 
+def test_first_max_is_argmax_with_its_ties():
+    import torch
+
+    scores = torch.tensor([[1.0, 2.0, 2.0, 0.5, 3.0, 1.0], [1.0, 1.0, 2.0, 0.5, 3.0, 2.0], [0.0, 2.0, 1.0, 0.5, 3.0, 1.0]])
+    norm = torch.tensor([1.0, 2.0, 0.5, 3.0, 1.0, 4.0])
+    expected = (scores / norm).argmax(dim=0).to(torch.uint8)
+    assert backend.first_max(scores, norm).tolist() == expected.tolist() == [0, 0, 0, 0, 0, 1]
+    many, weights = torch.randn(3, 40, 40, 40), torch.rand(40, 40, 40) + 0.1
+    assert torch.equal(backend.first_max(many, weights), (many / weights).argmax(dim=0).to(torch.uint8))
+
+
+def test_the_channels_last_norm_is_instance_norm_and_relu():
+    import torch
+    from torch import nn
+
+    norm = nn.InstanceNorm3d(6, affine=True)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 6, 9, 10, 11) * 3 + 1
+    ours = backend.norm_relu(norm)(x.contiguous(memory_format=torch.channels_last_3d))
+    assert ours.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(ours, torch.relu(norm(x)), atol=1e-5, rtol=1e-5)
+
+
 def test_dice_by_hand():
     truth = np.array([0, 1, 1, 2, 2, 0], np.uint8)
     prediction = np.array([1, 1, 0, 2, 0, 0], np.uint8)
