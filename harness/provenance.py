@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import artifacts, logs, registry, untrusted
+from harness import artifacts, loadgen, logs, registry, untrusted
 from harness.errors import HarnessError, RoundMismatch
 from harness.registry import Benchmark
 from harness.rounds import load_round
@@ -118,10 +118,16 @@ def loadgen_facts(log_dir: Path) -> dict[str, Any]:
             "git_status": detail.get("loadgen_git_status_message"), "file_sha1": detail.get("loadgen_file_sha1")}
 
 
-def packages() -> dict[str, str]:
-    """Installed distributions by normalised name (PEP 503: ``mlcommons_loadgen`` -> ``mlcommons-loadgen``)."""
-    return dict(sorted((re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version)
-                       for d in importlib.metadata.distributions() if d.metadata["Name"]))
+def packages(round_name: str | None = None) -> dict[str, str]:
+    """Installed distributions by normalised name (PEP 503: ``mlcommons_loadgen`` -> ``mlcommons-loadgen``);
+    with a round, its LoadGen where that is a build beside the installed one (``harness.loadgen``)."""
+    found = dict(sorted((re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(), d.version)
+                        for d in importlib.metadata.distributions() if d.metadata["Name"]))
+    if round_name is not None:
+        rnd = load_round(round_name)
+        if loadgen.side_folder(rnd.loadgen_version) is not None and found.get(loadgen.DIST) != rnd.loadgen_version:
+            found[loadgen.DIST] = rnd.loadgen_version
+    return found
 
 
 def manifest(bench: Benchmark, config, run_dir: Path, inputs: dict[str, Any], image: dict | None) -> dict[str, Any]:
@@ -133,7 +139,7 @@ def manifest(bench: Benchmark, config, run_dir: Path, inputs: dict[str, Any], im
         "settings": dataclasses.asdict(config), "harness": harness_facts(bench), "image": image,
         "loadgen": loadgen_facts(log_dirs[0].parent) if log_dirs else None,
         "user_conf": {"text": user_conf.decode(errors="replace"), "sha256": hashlib.sha256(user_conf).hexdigest()},
-        "inputs": inputs, "device": device_facts(), "packages": packages(),
+        "inputs": inputs, "device": device_facts(), "packages": packages(config.round),
         "process": {"uid": os.getuid(), "gid": os.getgid()},  # in a container: whom the entrypoint ran it as
     }
 

@@ -52,6 +52,8 @@ def test_the_v40_submission_run_agrees_with_the_reference_execution(runs):
     seeds = load_round("v4.0").seeds
     for key, value in seeds.items():
         assert f'"key": "effective_{key}", "value": {value}' in detail
+    manifest = json.loads((root / "run" / "manifest.json").read_text())
+    assert manifest["packages"]["mlcommons-loadgen"] == "4.0.1" and manifest["loadgen"]["version"] == "4.0"
 
 
 def test_test01_and_test05_on_the_v40_run(runs):
