@@ -12,6 +12,7 @@ tree, named as ``state_dict()`` names them. Nothing in the file is executed.
 from __future__ import annotations
 
 import pickle
+import re
 import types
 import zipfile
 from collections import OrderedDict
@@ -112,6 +113,26 @@ def read_state_dict(path: Path) -> OrderedDict:
     if all(k.startswith("module.") for k in tensors):
         tensors = OrderedDict((k.removeprefix("module."), v) for k, v in tensors.items())
     return tensors
+
+
+def load_weights_only(path: Path, what: str, fix: str) -> Any:
+    """``torch.load(weights_only=True)`` of a file that holds tensors and plain containers only
+    (a state dict, latents); a file that is missing or that torch refuses (damaged, or holding
+    objects) raises a DataError saying it is not ``what``, and the ``fix``."""
+    import torch
+
+    if not path.is_file():
+        raise DataError(f"{path} is missing: {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
+        # torch's refusal is a page of advice to load the file unsafely; keep its substance
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        why = (f"it holds {found.group(1)}, not only tensors" if found else detail.group(1).strip() if detail
+               else (text.strip().splitlines() or [type(exc).__name__])[0][:200])
+        raise DataError(f"{path} is not {what} ({why}): {fix}") from exc
 
 
 def load_into(model: Any, state: dict, path: Path, problem: str, fix: str) -> None:

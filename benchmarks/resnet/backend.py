@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checkpoint import load_into
+from harness.checkpoint import load_into, load_weights_only
 from harness.errors import DataError
 
 CHECKPOINT = "resnet50-19c8e357.pth"
@@ -38,12 +38,7 @@ def checkpoint(data_dir: Path) -> Path:
 
 
 def load_state_dict(path: Path) -> dict:
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise DataError(f"{path} is not a readable PyTorch state dict ({exc}): download {CHECKPOINT} again") from exc
+    state = load_weights_only(path, "a readable PyTorch state dict", f"download {CHECKPOINT} again")
     if not isinstance(state, dict):
         raise DataError(f"{path} holds a {type(state).__name__}, not a state dict: use the torchvision-format "
                         f"{CHECKPOINT}")

@@ -31,6 +31,7 @@ from unittest import mock
 import numpy as np
 
 from benchmarks.sdxl.dataset import read_captions
+from harness.checkpoint import load_weights_only
 from harness.errors import DataError
 
 CLIP_DIR = "clip"
@@ -58,6 +59,16 @@ def images(outputs: dict[int, np.ndarray]) -> tuple[dict[int, np.ndarray], int]:
     return found, failed
 
 
+def _keys(config: dict, prefix: str = "model_cfg") -> list[str]:
+    """Every key of a nested config, dotted (``model_cfg.text_cfg.hf_model_name``)."""
+    found = []
+    for key, value in config.items():
+        found.append(f"{prefix}.{key}")
+        if isinstance(value, dict):
+            found += _keys(value, f"{prefix}.{key}")
+    return found
+
+
 def load_clip(data_dir: Path):
     """(model, validation transform) of the open_clip folder ``clip/``."""
     import open_clip
@@ -73,6 +84,11 @@ def load_clip(data_dir: Path):
         quick_gelu = config["model_cfg"].get("quick_gelu")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{folder / CLIP_CONFIG} is not an open_clip config with a model_cfg ({exc})") from exc
+    named = [key for key in _keys(config["model_cfg"]) if key.rsplit(".", 1)[-1].startswith(("hf_", "timm_"))]
+    if named:
+        # open_clip would build such a tower from a Hugging Face or timm model found by name, not from this folder
+        raise DataError(f"{folder / CLIP_CONFIG} sets {', '.join(named)}: a tower taken from another model by name; the "
+                        f"reference's CLIP is open_clip's own ViT-B-32, whose config names none")
     if quick_gelu is not True:
         raise DataError(f"{folder / CLIP_CONFIG} does not set model_cfg.quick_gelu: OpenAI's CLIP weights were trained "
                         f"with QuickGELU, and the reference builds the model with it; use the config of the "
@@ -125,15 +141,12 @@ def load_statistics(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_inception(data_dir: Path, dims: int):
     """pytorch-fid's InceptionV3 up to the block of ``dims`` features, with the data folder's weights."""
-    import torch
     from pytorch_fid import inception
 
     path = data_dir / INCEPTION
-    if not path.is_file():
-        raise DataError(f"{path} is missing: put pytorch-fid's FID Inception weights "
-                        f"(pt_inception-2015-12-05-6726825d.pth) there, see benchmarks/sdxl/README.md")
+    state = load_weights_only(path, "the FID Inception state dict", "put pytorch-fid's FID Inception weights "
+                              "(pt_inception-2015-12-05-6726825d.pth) there, see benchmarks/sdxl/README.md")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
             model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
     except Exception as exc:  # noqa: BLE001 - unreadable, wrong keys or shapes: the same advice

@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.sdxl.dataset import MODEL_DIR, load_tokenizers, tokenize
 from harness.backends.hf import TORCH_DTYPES
+from harness.checkpoint import load_weights_only
 from harness.errors import DataError
 
 LATENTS = Path("latents") / "latents.pt"
@@ -89,13 +90,8 @@ def load_latents(data_dir: Path, unet_config) -> "torch.Tensor":  # noqa: F821 -
     import torch
 
     path = data_dir / LATENTS
-    if not path.is_file():
-        raise DataError(f"{path} is missing: put the reference's latents.pt (text_to_image/tools/latent.py, seed 0) "
-                        f"there, or run without --data for the demo tier")
-    try:
-        latents = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise DataError(f"{path} is not a readable tensor file ({exc}): use the reference's latents.pt") from exc
+    latents = load_weights_only(path, "a readable tensor file", "put the reference's latents.pt (text_to_image/tools/"
+                                "latent.py, seed 0) there, or run without --data for the demo tier")
     shape = (1, unet_config.in_channels, unet_config.sample_size, unet_config.sample_size)
     if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != shape:
         found = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__

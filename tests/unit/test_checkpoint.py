@@ -10,7 +10,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from harness.checkpoint import read_state_dict
+from harness.checkpoint import load_weights_only, read_state_dict
 from harness.errors import DataError
 
 TRAINING_CODE = """
@@ -75,3 +75,13 @@ def test_unreadable_files_are_named(tmp_path):
     torch.save({"epoch": 3, "optimizer": {}}, tmp_path / "plain.pth")
     with pytest.raises(DataError, match="plain.pth holds no tensors"):
         read_state_dict(tmp_path / "plain.pth")
+
+
+def test_weights_only_files_refuse_objects_and_name_the_fix(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "ok.pt")
+    assert torch.equal(load_weights_only(tmp_path / "ok.pt", "a state dict", "fix it")["w"], torch.ones(2))
+    torch.save({"w": torch.ones(2), "why": OrderedDict, "obj": Exception("x")}, tmp_path / "objects.pt")
+    with pytest.raises(DataError, match=r"objects.pt is not a state dict \(.*\): fix it"):
+        load_weights_only(tmp_path / "objects.pt", "a state dict", "fix it")
+    with pytest.raises(DataError, match=r"absent.pt is missing: put it there"):
+        load_weights_only(tmp_path / "absent.pt", "a state dict", "put it there")

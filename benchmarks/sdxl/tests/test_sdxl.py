@@ -151,6 +151,15 @@ def test_a_clip_config_without_quick_gelu_is_refused(damaged):
         accuracy.load_clip(damaged)
 
 
+def test_a_clip_config_naming_a_tower_elsewhere_is_refused(damaged):
+    path = damaged / accuracy.CLIP_DIR / accuracy.CLIP_CONFIG
+    config = json.loads(path.read_text())
+    config["model_cfg"]["text_cfg"]["hf_model_name"] = "someone/some-text-model"
+    path.write_text(json.dumps(config))
+    with pytest.raises(DataError, match=r"sets model_cfg.text_cfg.hf_model_name: a tower taken from another model"):
+        accuracy.load_clip(damaged)
+
+
 def test_inception_weights_of_another_network_are_refused(damaged):
     torch.save({"fc.weight": torch.zeros(2, 2)}, damaged / accuracy.INCEPTION)
     with pytest.raises(DataError, match="is not the FID Inception state dict"):
