@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from harness.errors import DataError
 
@@ -36,3 +36,25 @@ class LoadedSamples(Generic[T]):
     def unload(self, indices: list[int]) -> None:
         for index in indices:
             self._loaded.pop(index, None)
+
+
+class HeldDataset:
+    """Base of a dataset of ``count`` samples, each made by ``make(index)`` when LoadGen loads it and
+    held until it unloads it (``LoadedSamples``): ``len``, ``dataset[i]``, ``load_samples`` and
+    ``unload_samples``, as the harness's QSL calls them."""
+
+    def __init__(self, count: int, make: Callable[[int], Any]) -> None:
+        self._count = count
+        self._held = LoadedSamples(make)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> Any:
+        return self._held.get(index)
+
+    def load_samples(self, indices: list[int]) -> None:
+        self._held.load(indices)
+
+    def unload_samples(self, indices: list[int]) -> None:
+        self._held.unload(indices)

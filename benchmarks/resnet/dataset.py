@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.untrusted import is_plain_name
-from harness.samples import LoadedSamples
+from harness.samples import HeldDataset
 
 IMAGES_DIR = "imagenet"
 VAL_MAP = "val_map.txt"
@@ -74,7 +74,7 @@ def preprocess(path: Path) -> np.ndarray:
     return np.ascontiguousarray((chw - MEAN) / STD)
 
 
-class Dataset:
+class Dataset(HeldDataset):
     """QSL samples: pre-processed images, held while LoadGen has them loaded."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -86,22 +86,10 @@ class Dataset:
             raise DataError(f"{len(missing)} image(s) listed in {folder / VAL_MAP} are missing, e.g. "
                             f"{folder / missing[0]}: restore them, or use a val_map.txt that lists only the "
                             f"images present")
-        self.samples = LoadedSamples(lambda index: preprocess(self.path(index)))
-
-    def __len__(self) -> int:
-        return len(self.entries)
+        super().__init__(len(self.entries), lambda index: preprocess(self.path(index)))
 
     def path(self, index: int) -> Path:
         return self.data_dir / IMAGES_DIR / self.entries[index][0]
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self.samples.get(index)
-
-    def load_samples(self, indices: list[int]) -> None:
-        self.samples.load(indices)
-
-    def unload_samples(self, indices: list[int]) -> None:
-        self.samples.unload(indices)
 
 
 def load(data_dir: Path) -> Dataset:

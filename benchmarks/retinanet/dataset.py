@@ -23,7 +23,7 @@ import numpy as np
 
 from harness.errors import DataError
 from harness.untrusted import is_plain_name
-from harness.samples import LoadedSamples
+from harness.samples import HeldDataset
 
 ROOT = "openimages"
 ANNOTATIONS = f"{ROOT}/annotations/openimages-mlperf.json"
@@ -109,7 +109,7 @@ def preprocess(path: Path, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
-class Dataset:
+class Dataset(HeldDataset):
     """QSL samples: pre-processed images, held while LoadGen has them loaded."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -122,10 +122,7 @@ class Dataset:
             raise DataError(f"{len(missing)} image(s) listed in {self.annotation_file} are missing, e.g. "
                             f"{folder / missing[0]}: restore them, or use the annotation file made for the images "
                             f"present")
-        self.samples = LoadedSamples(self._preprocess)
-
-    def __len__(self) -> int:
-        return len(self.images)
+        super().__init__(len(self.images), self._preprocess)
 
     def path(self, index: int) -> Path:
         return self.data_dir / IMAGES_DIR / self.images[index]["file_name"]
@@ -135,13 +132,7 @@ class Dataset:
         return preprocess(self.path(index), image["height"], image["width"])
 
     def __getitem__(self, index: int) -> Sample:
-        return Sample(index, self.samples.get(index))
-
-    def load_samples(self, indices: list[int]) -> None:
-        self.samples.load(indices)
-
-    def unload_samples(self, indices: list[int]) -> None:
-        self.samples.unload(indices)
+        return Sample(index, super().__getitem__(index))
 
 
 def load(data_dir: Path) -> Dataset:

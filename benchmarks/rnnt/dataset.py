@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.rnnt.text import normalize
 from harness import untrusted
 from harness.errors import DataError, HarnessError
-from harness.samples import LoadedSamples
+from harness.samples import HeldDataset
 
 MANIFEST = "dev-clean-wav.json"
 LABELS = " abcdefghijklmnopqrstuvwxyz'"
@@ -99,29 +99,17 @@ def read_wav(path: Path) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
-class Dataset:
+class Dataset(HeldDataset):
     """QSL samples: each utterance's waveform, float32 [n], held while LoadGen has it loaded."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.utterances = read_manifest(data_dir)
-        self.samples = LoadedSamples(lambda index: read_wav(data_dir / self.utterances[index][0]))
-
-    def __len__(self) -> int:
-        return len(self.utterances)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self.samples.get(index)
+        super().__init__(len(self.utterances), lambda index: read_wav(data_dir / self.utterances[index][0]))
 
     def sample_length(self, index: int) -> int:
         """Audio samples of an utterance (an Offline query is sorted by it: batches pad little)."""
         return len(self[index])
-
-    def load_samples(self, indices: list[int]) -> None:
-        self.samples.load(indices)
-
-    def unload_samples(self, indices: list[int]) -> None:
-        self.samples.unload(indices)
 
 
 def load(data_dir: Path) -> Dataset:

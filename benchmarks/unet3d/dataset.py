@@ -28,7 +28,7 @@ import numpy as np
 
 from harness import datadir
 from harness.errors import DataError
-from harness.samples import LoadedSamples
+from harness.samples import HeldDataset
 from harness.util import store_cache
 
 CASES_FILE = "inference_cases.json"
@@ -173,25 +173,13 @@ def load_case(data_dir: Path, case: str) -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
-class Dataset:
+class Dataset(HeldDataset):
     """QSL samples: each case's preprocessed image float32 [1, D, H, W], held while LoadGen has it loaded."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.cases = read_cases(data_dir)
-        self.samples = LoadedSamples(lambda index: load_case(data_dir, self.cases[index])[0])
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return self.samples.get(index)
-
-    def load_samples(self, indices: list[int]) -> None:
-        self.samples.load(indices)
-
-    def unload_samples(self, indices: list[int]) -> None:
-        self.samples.unload(indices)
+        super().__init__(len(self.cases), lambda index: load_case(data_dir, self.cases[index])[0])
 
 
 def load(data_dir: Path) -> Dataset:

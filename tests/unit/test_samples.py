@@ -1,7 +1,7 @@
 """Samples held while LoadGen has them loaded."""
 
 from harness.errors import DataError
-from harness.samples import LoadedSamples
+from harness.samples import HeldDataset, LoadedSamples
 
 
 def test_loaded_samples_are_made_once_and_bad_ones_are_not_kept():
@@ -26,3 +26,17 @@ def test_loaded_samples_are_made_once_and_bad_ones_are_not_kept():
     samples.unload([0, 1])
     samples.get(1)
     assert made[-1] == 1
+
+
+def test_a_held_dataset_makes_each_loaded_sample_once():
+    made = []
+
+    class Squares(HeldDataset):
+        def __init__(self) -> None:
+            super().__init__(5, lambda index: made.append(index) or index * index)
+
+    squares = Squares()
+    squares.load_samples([1, 2])
+    assert len(squares) == 5 and squares[2] == 4 and squares[2] == 4 and made == [1, 2]
+    squares.unload_samples([2])
+    assert squares[2] == 4 and made == [1, 2, 2]
