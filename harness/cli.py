@@ -38,11 +38,12 @@ from harness.util import write_atomic
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [["id", "MLPerf names", "scenarios", "data"]]
+    rows = [["id", "MLPerf names", "scenarios", "data", "round"]]
     for bench in registry.discover().values():
         folder = datadir.data_root() / bench.spec.id
         status = "real" if folder.is_dir() and not datadir.missing_real(bench, folder) else "demo only"
-        rows.append([bench.spec.id, ", ".join(bench.spec.mlperf_names), ", ".join(bench.spec.scenarios), status])
+        rows.append([bench.spec.id, ", ".join(bench.spec.mlperf_names), ", ".join(bench.spec.scenarios), status,
+                     default_round(bench.spec)])
     print(report.table(rows))
     return 0
 

@@ -3,9 +3,9 @@
 Runs in the job's log folder (a fresh folder, so no stray ``audit.config`` is picked up), loads
 the round's LoadGen build (``harness.loadgen``), builds its settings (``settings.test_settings``),
 runs the test, writes ``sut_stats.json`` and exits without waiting for a replica that may be
-stuck in a model call. A compliance job's audit.config
-reaches LoadGen as its round says: as the file, in that folder only while the test runs, or
-applied to the TestSettings (``settings.apply_audit``).
+stuck in a model call. A compliance job's audit.config reaches LoadGen as its round says: as the
+file, in that folder only while the test runs, or applied to the TestSettings
+(``settings.apply_audit``).
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class Round:
     def check_benchmark(self, spec: "BenchmarkSpec") -> None:
         """Refuse, by name, a benchmark this round does not have."""
         if not self.includes(spec):
-            others = [name for name in available_rounds() if load_round(name).includes(spec)]
+            others = sorted((name for name in available_rounds() if load_round(name).includes(spec)), key=_order)
             where = f"it is part of {', '.join(others)} (--round {others[-1]})" if others else "no round has it"
             raise RoundMismatch(f"{spec.id} is not part of round {self.name}; {where}")
 
@@ -189,7 +189,12 @@ def default_round(spec: "BenchmarkSpec") -> str:
     if load_round(DEFAULT_ROUND).includes(spec):
         return DEFAULT_ROUND
     having = [name for name in available_rounds() if load_round(name).includes(spec)]
-    return max(having, key=lambda name: tuple(int(part) for part in name[1:].split(".")), default=DEFAULT_ROUND)
+    return max(having, key=_order, default=DEFAULT_ROUND)
+
+
+def _order(name: str) -> tuple[int, ...]:
+    """A round name's place in time: v4.1 before v10.0."""
+    return tuple(int(part) for part in name[1:].split("."))
 
 
 def load_round(name: str = DEFAULT_ROUND) -> Round:

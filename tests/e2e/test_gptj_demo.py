@@ -194,7 +194,8 @@ def test_loadgen_of_another_round_is_refused(demo_data, monkeypatch, tmp_path, c
 def test_list_and_demo_data_commands(tmp_path, capsys):
     assert harness("list") == 0
     out = capsys.readouterr().out
-    assert re.search(r"gptj\s+gptj-99, gptj-99\.9\s+SingleStream, Server, Offline\s+demo only", out)
+    assert re.search(r"gptj\s+gptj-99, gptj-99\.9\s+SingleStream, Server, Offline\s+demo only\s+v4\.1", out)
+    assert re.search(r"rnnt\s+rnnt\s+SingleStream, Server, Offline\s+demo only\s+v4\.0", out)  # its last round
     target = tmp_path / "demo"
     assert harness("demo-data", "gptj", "--out", str(target), "--seed", "3") == 0
     assert (target / "DEMO.json").is_file() and (target / "model" / "model.safetensors").is_file()
