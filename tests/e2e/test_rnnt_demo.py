@@ -4,36 +4,20 @@ execution's WER, the v4.0 seeds from the round's mlperf.conf, TEST01 and TEST05,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
 import pytest
 
-from harness import cli, compliance, logs
+from harness import cli, logs
 from harness.rounds import load_round
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wide_tolerances():
-    """Performance runs of seconds on a shared 2-core machine: compliance's performance comparisons
-    get tolerances wider than its timing noise (everything else is the round's)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compliance, "load_round", lambda name: dataclasses.replace(
-            load_round(name), tolerances={k: 5.0 for k in load_round(name).tolerances}))
-        yield
-
-
-@pytest.fixture(scope="module")
-def runs(demo_data, tmp_path_factory, wide_tolerances):
-    root = tmp_path_factory.mktemp("rnnt")
-    assert cli.main(["run", "rnnt", "--scenario", "Offline", "--mode", "submission", "--data",
-                     str(demo_data("rnnt")), "--out", str(root / "run")]) == 0
-    checked = {t: compliance.run("rnnt", t, [root / "run"], "Offline", root / t, echo=False)
-               for t in ("TEST01", "TEST05")}
-    return root, checked
+def runs(submission_and_compliance):
+    return submission_and_compliance("rnnt", ("TEST01", "TEST05"))
 
 
 def test_the_v40_submission_run_agrees_with_the_reference_execution(runs):

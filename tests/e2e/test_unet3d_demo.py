@@ -3,37 +3,19 @@ reference execution's DICE, equal issue as the embedded mlperf.conf sets it, TES
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
 import pytest
 
-from harness import cli, compliance, logs
-from harness.rounds import load_round
+from harness import logs
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wide_tolerances():
-    """Performance runs of seconds on a shared 2-core machine: compliance's performance comparisons
-    get tolerances wider than its timing noise (everything else is the round's)."""
-    rnd = load_round()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compliance, "load_round", lambda name: dataclasses.replace(
-            rnd, tolerances={k: 5.0 for k in rnd.tolerances}))
-        yield
-
-
-@pytest.fixture(scope="module")
-def runs(demo_data, tmp_path_factory, wide_tolerances):
-    root = tmp_path_factory.mktemp("unet3d")
-    assert cli.main(["run", "unet3d", "--scenario", "Offline", "--mode", "submission", "--data",
-                     str(demo_data("unet3d")), "--out", str(root / "run")]) == 0
-    checked = {t: compliance.run("unet3d", t, [root / "run"], "Offline", root / t, echo=False)
-               for t in ("TEST01", "TEST05")}
-    return root, checked
+def runs(submission_and_compliance):
+    return submission_and_compliance("unet3d", ("TEST01", "TEST05"))
 
 
 def test_the_submission_run_agrees_with_the_reference_execution(runs):
