@@ -118,8 +118,10 @@ def collect(runs: list[Run], rnd: Round, allow_demo: bool) -> tuple[list[Entry],
         if run.incomplete:
             problems.append(f"{run.folder} is an incomplete run ({run.incomplete}); run it again")
             continue
-        if run.round != rnd.name:
-            problems.append(f"{run.folder} is a run of round {run.round}, not {rnd.name}")
+        if run.round != rnd.name:  # not judged by this round's rules, which may not even have its benchmark
+            problems.append(f"{run.folder} is a run of round {run.round}, not {rnd.name}: submit it with --round "
+                            f"{run.round}")
+            continue
         if run.result.get("demo") and not allow_demo:
             problems.append(f"{run.folder} ran on the demo tier (synthetic data, random weights); demo results "
                             f"are never submitted")

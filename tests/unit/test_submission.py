@@ -331,3 +331,63 @@ def test_a_linked_file_in_a_run_folder_is_refused_not_copied(tmp_path, runs):
     with pytest.raises(HarnessError, match="accuracy.txt is a symbolic link, not a file the run wrote"):
         build(tmp_path, runs)
     assert not (tmp_path / "out").exists()
+
+
+def rnnt_run(folder: Path, scenario: str) -> Path:
+    """A v4.0 rnnt submission-mode run folder: the resnet one made over for rnnt, its seeds v4.0's."""
+    v40 = load_round("v4.0")
+    fake_run(folder, scenario)
+    result = json.loads((folder / "result.json").read_text())
+    settings = result["settings"] | {"benchmark": "rnnt", "round": "v4.0", "data_dir": "/data/rnnt", "batch_size": 16}
+    result |= {"benchmark": "rnnt", "mlperf_names": ["rnnt"], "round": "v4.0", "samples": 2513, "settings": settings,
+               "accuracy": {"samples": 2513, "metrics": {"accuracy": 92.5, "wer": 7.5, "utterances": 2513}}}
+    (folder / "result.json").write_text(json.dumps(result))
+    (folder / "run.json").write_text(json.dumps(settings))
+    (folder / "user.conf").write_text("rnnt.Offline.target_qps = 100\n")
+    (folder / "accuracy" / "accuracy.txt").write_text("Word Error Rate: 7.5%, accuracy=92.5%\n")
+    mllog(folder / "accuracy" / "mlperf_log_detail.txt", {"qsl_reported_total_count": 2513})
+    mllog(folder / "performance" / "run_1" / "mlperf_log_detail.txt", performance_detail(
+        scenario, **{f"effective_{k}": v for k, v in v40.seeds.items()}, effective_performance_sample_count=2513,
+        effective_samples_per_query=2513, effective_target_latency_ns=1_000_000_000, qsl_reported_total_count=2513))
+    return folder
+
+
+def rnnt_compliance(folder: Path, test: str, reference: Path) -> Path:
+    v40 = load_round("v4.0")
+    fake_compliance(folder, test, reference)
+    result = json.loads((folder / "result.json").read_text())
+    result |= {"benchmark": "rnnt", "mlperf_names": ["rnnt"], "round": "v4.0", "samples": 2513}
+    (folder / "result.json").write_text(json.dumps(result))
+    seeds = v40.test05_seeds if test == "TEST05" else v40.seeds
+    scenario = result["settings"]["scenario"]
+    values = performance_detail(scenario, **{f"effective_{k}": v for k, v in seeds.items()},
+                                effective_performance_sample_count=2513, effective_samples_per_query=2513,
+                                effective_target_latency_ns=1_000_000_000, qsl_reported_total_count=2513)
+    mllog(folder / "loadgen" / "mlperf_log_detail.txt", values)
+    mllog(folder / test / "performance" / "run_1" / "mlperf_log_detail.txt", values)
+    return folder
+
+
+def test_a_v40_rnnt_tree_carries_the_rounds_mlperf_conf(tmp_path):
+    """Round v4.0: its rnnt runs (Offline and Server, TEST01 and TEST05) in its own tree, whose
+    measurements carry v4.0's mlperf.conf (LoadGen 4.0.1 embeds none); v4.1 refuses them."""
+    folders = []
+    for scenario in ("Offline", "Server"):
+        run = rnnt_run(tmp_path / scenario, scenario)
+        folders += [run] + [rnnt_compliance(tmp_path / f"{scenario}-{t}", t, run) for t in ("TEST01", "TEST05")]
+    system = {name: "x" for name in load_round("v4.0").submission["system_fields"]} | {
+        "division": "closed", "submitter": "Org", "status": "available", "system_type": "datacenter"}
+    (tmp_path / "system.json").write_text(json.dumps(system))
+    done = submission.build("v4.0", "closed", "Org", tmp_path / "system.json", folders, tmp_path / "out",
+                            system_name="box")
+    assert done["round"] == "v4.0"
+    assert done["results"] == ["rnnt Offline: 100.00 samples/s", "rnnt Server: 100.00 samples/s"]
+    tree = tmp_path / "out" / "submission" / "closed" / "Org"
+    conf = (tree / "measurements/box/rnnt/Offline/mlperf.conf").read_text()
+    assert conf == load_round("v4.0").mlperf_conf and "*.*.qsl_rng_seed = 13281865557512327830" in conf
+    assert (tree / "results/box/rnnt/Server/accuracy/accuracy.txt").read_text().startswith(
+        "Word Error Rate: 7.5%, accuracy=92.5%\nhash=")
+    assert (tree / "compliance/box/rnnt/Offline/TEST05/verify_performance.txt").is_file()
+    with pytest.raises(HarnessError, match="is a run of round v4.0, not v4.1"):
+        submission.build("v4.1", "closed", "Org", tmp_path / "system.json", folders, tmp_path / "other",
+                         system_name="box")
