@@ -31,6 +31,8 @@ LABELS = " abcdefghijklmnopqrstuvwxyz'"
 """The 28 character labels, by index; the model's blank is index 28."""
 SAMPLE_RATE = 16000
 MAX_DURATION_S = 15.0
+MIN_SAMPLES = 3 * 160 + 1
+"""Two feature frames (10 ms hops spliced by 3): the per-feature normalisation needs a spread."""
 
 
 def _entry_fields(entry: object, where: str) -> tuple[str, float, str]:
@@ -96,6 +98,8 @@ def read_wav(path: Path) -> np.ndarray:
     if rate != SAMPLE_RATE or channels != 1:
         raise DataError(f"{path} is {rate} Hz with {channels} channel(s); the model takes {SAMPLE_RATE} Hz mono: "
                         f"convert it as the reference does (sox -r 16000 -c 1 -b 16)")
+    if len(samples) < MIN_SAMPLES:
+        raise DataError(f"{path} holds {len(samples)} samples, too short an utterance to transcribe: convert it again")
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 

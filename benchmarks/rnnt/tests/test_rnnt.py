@@ -174,6 +174,9 @@ def test_a_wav_of_another_rate_or_channel_count_is_refused(damaged, rate, channe
     path.write_bytes(b"RIFF....not a wav")
     with pytest.raises(DataError, match="84-121123-0001.wav is not a readable WAV"):
         dataset.read_wav(path)
+    soundfile.write(str(path), np.zeros(100, np.int16), 16000, subtype="PCM_16")
+    with pytest.raises(DataError, match="84-121123-0001.wav holds 100 samples, too short an utterance"):
+        dataset.read_wav(path)
 
 
 def test_a_checkpoint_that_is_not_rnnt_is_named(damaged):
