@@ -145,6 +145,8 @@ class Reader:
 
     def pieces(self, path: str, shape: tuple[int, ...], parts: list) -> Pieces:
         """Pieces that tile ``shape`` exactly: each within it, none overlapping, none missing."""
+        if not parts:
+            raise self.fail(path, "it has no pieces")
         found = []
         for number, part in enumerate(parts):
             if not (_is_box(part, len(shape)) and isinstance(part.get("tensor"), dict)):

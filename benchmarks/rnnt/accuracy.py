@@ -37,9 +37,10 @@ def word_error_rate(hypotheses: list[str], references: list[str]) -> float:
 
 
 def transcript(payload: np.ndarray, index: int) -> str:
-    if payload.size and (payload.min() < 0 or payload.max() >= len(LABELS)):
-        raise DataError(f"sample {index} answered label {int(payload.max() if payload.max() >= 0 else payload.min())}"
-                        f", outside the {len(LABELS)} characters: the accuracy log is not from this model")
+    outside = payload[(payload < 0) | (payload >= len(LABELS))]
+    if outside.size:
+        raise DataError(f"sample {index} answered label {int(outside[0])}, outside the {len(LABELS)} characters: "
+                        f"the accuracy log is not from this model")
     return "".join(LABELS[c] for c in payload.tolist())
 
 

@@ -169,6 +169,10 @@ def test_a_missing_shard_and_overlapping_shards_are_refused(tmp_path, table):
     })
     with pytest.raises(DataError, match=r"pieces at \[0, 0\] and \[2, 0\] overlap"):
         snapshot.read(tmp_path)
+    write(tmp_path, {}, {"0/model/empty": {"type": "ChunkedTensor", "dtype": "torch.float32", "shape": [0],
+                                           "replicated": True, "chunks": []}})
+    with pytest.raises(DataError, match="entry '0/model/empty': it has no pieces"):
+        snapshot.read(tmp_path)
 
 
 def test_damaged_manifests_and_unknown_serializers_are_named(tmp_path, table):

@@ -122,6 +122,8 @@ def test_score_and_its_printed_line(data):
     assert accuracy.accuracy_text({"wer": 8.5, "accuracy": 91.5}) == "Word Error Rate: 8.5%, accuracy=91.5%\n"
     with pytest.raises(DataError, match="sample 0 answered label 28, outside the 28 characters"):
         accuracy.score({0: np.asarray([28])}, data)
+    with pytest.raises(DataError, match="sample 1 answered label -1, outside"):
+        accuracy.score({1: np.asarray([3, -1, 5])}, data)
 
 
 def test_transcripts_are_normalised_as_the_references_manifest():
