@@ -35,6 +35,8 @@ from harness.errors import DataError
 CHECKPOINT = "3dunet_kits19_pytorch_checkpoint.pth"
 N_CLASSES = 3
 WINDOWS_PER_BATCH = {"cpu": 2, "cuda": 8}
+NORM_MAPS_KEPT = 4
+"""Weight maps kept per replica, by volume shape; each of the 43 cases has a shape of its own."""
 
 
 def network(filters: list[int]):
@@ -168,6 +170,8 @@ class Unet3dBackend:
             norm = torch.zeros(shape, dtype=torch.float32, device=self.device)
             for window in windows(shape):
                 norm[window] += self.weights
+            if len(self._norms) >= NORM_MAPS_KEPT:  # a real case's map is ~100 MB: keep the most recent few
+                self._norms.pop(next(iter(self._norms)))
             self._norms[shape] = norm
         return self._norms[shape]
 

@@ -123,6 +123,14 @@ def test_first_max_is_argmax_with_its_ties():
     assert torch.equal(backend.first_max(many, weights), (many / weights).argmax(dim=0).to(torch.uint8))
 
 
+def test_the_weight_maps_kept_are_bounded(data):
+    ours = backend.load(data, "cpu", "fp32")
+    shapes = [(128, 128, 128 + 64 * i) for i in range(backend.NORM_MAPS_KEPT + 2)]
+    for shape in shapes:
+        ours.norm_map(shape)
+    assert list(ours._norms) == shapes[-backend.NORM_MAPS_KEPT:]
+
+
 def test_the_channels_last_norm_is_instance_norm_and_relu():
     import torch
     from torch import nn
