@@ -228,7 +228,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--n-devices", type=int, default=1, help="replicas behind one LoadGen (one per device)")
     run.add_argument("--batch-size", type=int, help="largest batch a replica runs (default: the benchmark's)")
     run.add_argument("--batch-tokens", type=int,
-                     help="cap on samples x longest sample in a batch (default: the benchmark's for the device)")
+                     help="cap on a batch's length: samples x longest sample, or their total where samples "
+                          "are concatenated (default: the benchmark's for the device)")
     run.add_argument("--batch-wait-ms", type=float, help="Server: how long a partial batch waits to fill")
     run.add_argument("--n-partitions", type=int, default=1, help="split an accuracy run into P slices")
     run.add_argument("--partition-offset", type=int, default=0, help="first slice this command runs")

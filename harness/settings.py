@@ -42,7 +42,7 @@ class RunConfig:
     n_devices: int = 1
     batch_size: int = 1
     batch_tokens: int | None = None
-    """Cap on a padded batch (samples x longest sample length); None: no cap."""
+    """Cap on a batch's length (``BenchmarkSpec.padded_batches``); None: no cap."""
     n_count: int | None = None
     n_partitions: int = 1
     partition_offset: int = 0

@@ -41,7 +41,10 @@ class BenchmarkSpec:
     """Largest batch a replica runs: one number, or one per device kind (``{"cpu": 1, "cuda": 8}``,
     a kind not listed gets 1), as the best batch differs between a CPU and an accelerator."""
     default_batch_tokens: dict[str, int] = field(default_factory=dict)
-    """Per device kind (``cpu``, ``cuda``): cap on samples x longest sample length in a batch."""
+    """Per device kind (``cpu``, ``cuda``): cap on a batch's length (see ``padded_batches``)."""
+    padded_batches: bool = True
+    """Whether a batch's samples are padded to the longest, so that its length is samples x longest
+    sample length, or concatenated, so that it is their total length (DLRM's user-item pairs)."""
     eos_token_id: int | None = None
     """LLMs: the tokenizer's end-of-sequence id (TEST06 counts trailing EOS tokens)."""
     stall_timeout_s: float = 600.0

@@ -114,8 +114,10 @@ class BatchPolicy:
     sort_by_length: bool = False
     """Sort each issued query by descending sample length (Offline: one query holds everything)."""
     max_tokens: int | None = None
-    """Cap on a padded batch: samples x longest sample length (needs ``sample_length``). Memory
-    traffic of sequence models grows with it; a batch always takes at least one sample."""
+    """Cap on a batch's length (needs ``sample_length``): samples x longest sample length when
+    ``padded``, else the total of the lengths. Memory traffic grows with it; a batch always takes
+    at least one sample."""
+    padded: bool = True
 
 
 @dataclass
@@ -257,15 +259,16 @@ class SUT:
             if not self._queue:
                 return None
             batch: list[tuple[int, int]] = []
-            longest = 0
+            longest = total = 0
             deadline = time.monotonic() + policy.max_wait_s
             while True:
                 while self._queue and len(batch) < policy.max_batch:
                     if measure is not None:
-                        length = max(longest, measure(self._queue[0][1]))
-                        if batch and (len(batch) + 1) * length > policy.max_tokens:
+                        length = measure(self._queue[0][1])
+                        cost = (len(batch) + 1) * max(longest, length) if policy.padded else total + length
+                        if batch and cost > policy.max_tokens:
                             return batch
-                        longest = length
+                        longest, total = max(longest, length), total + length
                     batch.append(self._queue.popleft())
                 if len(batch) >= policy.max_batch or self._flushed or self._stopping:
                     return batch

@@ -28,17 +28,17 @@ from harness.sut import QSL, SUT, Backend, BatchPolicy, NullBackend, NullGenerat
 AUDIT_CONFIG = "audit.config"  # the name LoadGen looks for in its working directory
 
 
-def batch_policy(config: settings.RunConfig, lg_settings) -> BatchPolicy:
+def batch_policy(config: settings.RunConfig, lg_settings, padded: bool = True) -> BatchPolicy:
     size, tokens = config.batch_size, config.batch_tokens
     if config.scenario == "Offline":
-        return BatchPolicy(size, 0.0, sort_by_length=True, max_tokens=tokens)
+        return BatchPolicy(size, 0.0, sort_by_length=True, max_tokens=tokens, padded=padded)
     if config.scenario == "Server":
         # wait for a batch to fill at most 5% of the latency bound, unless told otherwise
         wait_ms = config.batch_wait_ms
         if wait_ms is None:
             wait_ms = lg_settings.server_target_latency_ns / 1e6 * 0.05
-        return BatchPolicy(size, wait_ms / 1000, max_tokens=tokens)
-    return BatchPolicy(size, 0.0, max_tokens=tokens)
+        return BatchPolicy(size, wait_ms / 1000, max_tokens=tokens, padded=padded)
+    return BatchPolicy(size, 0.0, max_tokens=tokens, padded=padded)
 
 
 def run(run_dir: Path, job: Job) -> None:
@@ -76,7 +76,7 @@ def run(run_dir: Path, job: Job) -> None:
         Path("audit_settings.json").write_text(json.dumps(applied, indent=2))
         audit_file = None
     sample_length = getattr(dataset, "sample_length", None)
-    policy = batch_policy(config, lg_settings)
+    policy = batch_policy(config, lg_settings, spec.padded_batches)
     sut = SUT(lambda i: dataset[start + i], [replica(d) for d in job.devices], policy, spec.payload_dtype,
               config.stall_timeout_s, (lambda i: sample_length(start + i)) if sample_length else None,
               stream_first=lg_settings.use_token_latencies and config.scenario != "Offline")

@@ -64,7 +64,8 @@ def ours(bench_id: str, data: Path, n: int, replicas: int) -> float:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // replicas))
     length = getattr(dataset, "sample_length", None)
     policy = BatchPolicy(bench.spec.batch_size("cpu"), 0.0, sort_by_length=length is not None,
-                         max_tokens=bench.spec.default_batch_tokens.get("cpu") if length else None)
+                         max_tokens=bench.spec.default_batch_tokens.get("cpu") if length else None,
+                         padded=bench.spec.padded_batches)
     sut = SUT(lambda i: dataset[i], [partial(warm_model, bench, data, dataset)] * replicas, policy,
               bench.spec.payload_dtype, 600.0, sample_length=length)
     try:

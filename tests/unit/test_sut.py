@@ -209,3 +209,16 @@ def test_token_budget_caps_padded_batches(run):
         assert len(batch) * max(lengths[i] for i in batch) <= 200 or len(batch) == 1
     assert len(echo.batches[0]) == 4  # longest first: 4 x 49 = 196 <= 200 < 5 x 49
     assert max(len(b) for b in echo.batches) == 8  # short samples still fill a batch
+
+
+def test_token_budget_of_concatenated_samples_counts_their_total(run):
+    echo = Echo()
+    lengths = {i: 100 * (1 + i % 7) for i in range(30)}  # groups of 100 to 700 pairs
+    stats, _ = run([echo], BatchPolicy(64, sort_by_length=True, max_tokens=1000, padded=False), total=30,
+                   sample_length=lengths.__getitem__)
+    assert stats.completed == 30
+    assert sorted(i for b in echo.batches for i in b) == list(range(30))
+    for batch in echo.batches:
+        assert sum(lengths[i] for i in batch) <= 1000 or len(batch) == 1
+    # a batch that padding would not allow: [300, 200, 200, 200] costs 900, padded 1200
+    assert any(len(b) * max(lengths[i] for i in b) > 1000 for b in echo.batches)
