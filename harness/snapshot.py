@@ -207,3 +207,51 @@ class Reader:
 def read(folder: Path, stateful: str = "model") -> dict[str, Any]:
     """The tensors of ``stateful`` in the torchsnapshot at ``folder`` (see the module docstring)."""
     return Reader(folder).read(stateful)
+
+
+def write(folder: Path, tensors: dict[str, Any], world_size: int = 1, row_sharded: tuple[str, ...] = (),
+          stateful: str = "model") -> None:
+    """Write ``tensors`` (a state dict) as torchsnapshot 0.1.0 lays a snapshot out, into ``folder``.
+
+    ``world_size`` ranks each list every key. A key in ``row_sharded`` is a ShardedTensor split by
+    rows over the ranks in chunks of ceil(rows / world_size), as torchrec's row-wise sharding and
+    ``ChunkShardingSpec(dim=0)`` split it; the others are replicated Tensors, saved once. Each
+    rank's bytes go to one ``batched/<uuid>`` file (raw bytes, ``buffer_protocol``), written as
+    they come; the uuids derive from the rank, so the same tensors give the same folder.
+    """
+    import contextlib
+    import uuid
+
+    import torch
+
+    names = [f"batched/{uuid.uuid5(uuid.NAMESPACE_OID, f'{stateful}/{rank}')}" for rank in range(world_size)]
+    (folder / "batched").mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as files:
+        handles: dict[int, Any] = {}
+
+        def put(rank: int, tensor) -> dict:
+            if rank not in handles:
+                handles[rank] = files.enter_context((folder / names[rank]).open("wb"))
+            start = handles[rank].tell()
+            if tensor.numel():
+                handles[rank].write(memoryview(tensor.detach().contiguous().view(torch.uint8).numpy()))
+            return {"type": "Tensor", "location": names[rank], "serializer": "buffer_protocol",
+                    "dtype": str(tensor.dtype), "shape": list(tensor.shape), "replicated": False,
+                    "byte_range": [start, handles[rank].tell()]}
+
+        manifest: dict[str, dict] = {}
+        replicated = {key: dict(put(0, t), replicated=True) for key, t in tensors.items() if key not in row_sharded}
+        for rank in range(world_size):
+            manifest[f"{rank}/{stateful}"] = {"type": "OrderedDict", "keys": list(tensors)}
+            for key, tensor in tensors.items():
+                if key not in row_sharded:
+                    manifest[f"{rank}/{stateful}/{key}"] = replicated[key]
+                    continue
+                chunk = -(-tensor.shape[0] // world_size)
+                start, stop = min(rank * chunk, tensor.shape[0]), min((rank + 1) * chunk, tensor.shape[0])
+                shards = [] if start == stop else [
+                    {"offsets": [start] + [0] * (tensor.dim() - 1), "sizes": [stop - start, *tensor.shape[1:]],
+                     "tensor": put(rank, tensor[start:stop])}]
+                manifest[f"{rank}/{stateful}/{key}"] = {"type": "ShardedTensor", "shards": shards}
+    metadata = {"version": "0.1.0", "world_size": world_size, "manifest": manifest}
+    (folder / METADATA).write_text(json.dumps(metadata, indent=2))

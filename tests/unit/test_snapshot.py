@@ -188,3 +188,75 @@ def test_damaged_manifests_and_unknown_serializers_are_named(tmp_path, table):
     write(tmp_path, {"t": tensor_bytes(table)}, {"0/model/t": raw("t", table)})
     with pytest.raises(DataError, match="holds nothing under 'optim'"):
         snapshot.read(tmp_path, "optim")
+
+
+def state() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {"table": torch.randn(10, 4, generator=generator), "tiny": torch.randn(3, 2, generator=generator),
+            "bias": torch.randn(5, dtype=torch.float64, generator=generator),
+            "half": torch.randn(2, 3, generator=generator).to(torch.bfloat16)}
+
+
+def test_the_writer_shards_rows_over_the_ranks_as_torchrec(tmp_path):
+    tensors = state()
+    snapshot.write(tmp_path, tensors, world_size=4, row_sharded=("table", "tiny"))
+    manifest = json.loads((tmp_path / snapshot.METADATA).read_text())["manifest"]
+    assert [s["offsets"] for r in range(4) for s in manifest[f"{r}/model/table"]["shards"]] == [[0, 0], [3, 0], [6, 0],
+                                                                                                 [9, 0]]
+    assert manifest["3/model/tiny"]["shards"] == []  # 3 rows over 4 ranks: the last holds none
+    assert manifest["2/model/bias"] == manifest["0/model/bias"] and manifest["0/model/bias"]["replicated"]
+    read = snapshot.read(tmp_path)
+    assert isinstance(read["table"], snapshot.Pieces) and len(read["table"].pieces) == 4
+    for key, tensor in tensors.items():
+        got = read[key].full() if isinstance(read[key], snapshot.Pieces) else read[key]
+        assert got.dtype == tensor.dtype and torch.equal(got, tensor)
+
+
+def test_torchsnapshot_reads_what_the_writer_writes(tmp_path):
+    import torchsnapshot
+
+    tensors = state()
+    snapshot.write(tmp_path, tensors, world_size=4, row_sharded=("table", "tiny"))
+    taken = torchsnapshot.Snapshot(str(tmp_path))
+    for rank in (0, 3):
+        for key, tensor in tensors.items():
+            out = torch.zeros_like(tensor)
+            assert torch.equal(taken.read_object(f"{rank}/model/{key}", obj_out=out), tensor), (rank, key)
+
+
+def _take_sharded(rank: int, folder: str, store: str) -> None:
+    """One of two ranks: a row-wise ShardedTensor and a replicated tensor, saved by torchsnapshot."""
+    import torch.distributed as dist
+    import torchsnapshot
+    from torch.distributed._shard import sharded_tensor
+    from torch.distributed._shard.sharding_spec import ChunkShardingSpec
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    table = torch.arange(40, dtype=torch.float32).reshape(10, 4)
+    sharded = sharded_tensor.empty(ChunkShardingSpec(dim=0, placements=["rank:0/cpu", "rank:1/cpu"]), 10, 4)
+    for shard in sharded.local_shards():
+        start, rows = shard.metadata.shard_offsets[0], shard.metadata.shard_sizes[0]
+        shard.tensor.copy_(table[start:start + rows])
+
+    class Holder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+            torch.nn.init.constant_(self.linear.weight, 0.5)
+
+        def state_dict(self, *args, **kwargs):
+            return super().state_dict(*args, **kwargs) | {"table": sharded}
+
+    torchsnapshot.Snapshot.take(path=folder, app_state={"model": Holder()})
+    dist.destroy_process_group()
+
+
+def test_the_reader_merges_torchsnapshots_shards_of_every_rank(tmp_path, monkeypatch):
+    import torch.multiprocessing as mp
+
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    mp.spawn(_take_sharded, args=(str(tmp_path / "snap"), str(tmp_path / "store")), nprocs=2)
+    read = snapshot.read(tmp_path / "snap")
+    assert isinstance(read["table"], snapshot.Pieces) and [o for o, _ in read["table"].pieces] == [(0, 0), (5, 0)]
+    assert torch.equal(read["table"].full(), torch.arange(40, dtype=torch.float32).reshape(10, 4))
+    assert torch.equal(read["linear.weight"], torch.full((2, 3), 0.5))
