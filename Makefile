@@ -14,7 +14,7 @@ help:  ## list targets
 setup: $(VENV)/.installed  ## create .venv from the hash-locked requirements
 
 LOCKS := images/base/requirements.lock images/pytorch/requirements.lock images/imaging/requirements.lock \
-	images/speech/requirements.lock tests/requirements.lock
+	images/speech/requirements.lock images/recommendation/requirements.lock tests/requirements.lock
 # LoadGen builds of rounds other than the installed one's, beside it (harness/loadgen.py)
 LOADGEN_BUILDS := 4.0.1
 
@@ -37,6 +37,8 @@ bench: setup  ## performance scripts: harness overhead, batching and Server rati
 	$(PY) tests/perf/bench_batching.py sdxl
 	$(PY) tests/perf/bench_batching.py unet3d
 	$(PY) tests/perf/bench_batching.py rnnt
+	$(PY) tests/perf/bench_batching.py dlrm
+	$(PY) tests/perf/bench_dlrm_memory.py  # root, or a delegated memory cgroup
 
 COMPILE = $(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes
 
@@ -47,5 +49,7 @@ lock: setup  ## re-lock every requirements.in into its requirements.lock (with h
 		-o images/imaging/requirements.lock
 	$(COMPILE) images/speech/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
 		-c images/imaging/requirements.lock -o images/speech/requirements.lock
+	$(COMPILE) images/recommendation/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
+		-c images/imaging/requirements.lock -c images/speech/requirements.lock -o images/recommendation/requirements.lock
 	$(COMPILE) tests/requirements.in -c images/base/requirements.lock -c images/pytorch/requirements.lock \
 		-o tests/requirements.lock

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p images/wheels
 for lock in images/base/requirements.lock images/pytorch/requirements.lock images/imaging/requirements.lock \
-    images/speech/requirements.lock tests/requirements.lock images/loadgen/*.lock; do
+    images/speech/requirements.lock images/recommendation/requirements.lock tests/requirements.lock \
+    images/loadgen/*.lock; do
   python3.11 -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
       --no-index --find-links images/wheels -r "$lock" -d images/wheels 2>/dev/null ||
     python3.11 -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \

@@ -1,8 +1,8 @@
 """The images and compose services, exercised through a real Docker engine (marker ``docker``).
 
-Images are built once per test run with the project's own script,
-`images/build.sh gptj resnet bert retinanet llama2 mixtral sdxl unet3d` (honouring BASE_IMAGE and
-LOCAL_WHEELS), as a user would.
+Images are built once per test run with the project's own script, `images/build.sh gptj resnet
+bert retinanet llama2 mixtral sdxl unet3d rnnt dlrm` (honouring BASE_IMAGE and LOCAL_WHEELS), as a
+user would.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from harness.rounds import default_round
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl", "unet3d", "rnnt")
+BENCHMARKS = ("gptj", "resnet", "bert", "retinanet", "llama2", "mixtral", "sdxl", "unet3d", "rnnt", "dlrm")
 LOCKS = ("images/base/requirements.lock", "images/pytorch/requirements.lock")
 
 
@@ -137,6 +137,7 @@ def test_collect_records_the_image_id_from_the_host(gptj_demo, gptj_image, tool_
     ("sdxl", 8, r"Accuracy Results: \{'FID_SCORE': [\d.]+, 'CLIP_SCORE': [\d.]+\}\n"),
     ("unet3d", 5, r"Accuracy: mean = \d\.\d{5}, kidney = \d\.\d{4}, tumor = \d\.\d{4}\n"),
     ("rnnt", 11, r"Word Error Rate: [\d.e-]+%, accuracy=[\d.]+%\n"),  # round v4.0, on the LoadGen 4.0.1 it carries
+    ("dlrm", 22, r"AUC=\d+\.\d{3}%, accuracy=\d+\.\d{3}%, good=\d+, total=6001, queries=22\n"),
 ])
 def test_demo_in_a_container(images, benchmark, count, accuracy_line, tmp_path):
     results = writable(tmp_path / "results")

@@ -16,7 +16,7 @@ def test_discovers_gptj_with_its_names():
 @pytest.mark.parametrize("name, hint", [
     ("gpt-j", "Did you mean 'gptj'"),
     ("gptj-99.9", "'gptj-99.9' is an MLPerf name of it"),
-    ("zzzz", "Available: bert, gptj, llama2, mixtral, resnet"),
+    ("zzzz", "Available: bert, dlrm, gptj, llama2, mixtral"),
     ("resnet50", "Did you mean .resnet."),
     ("bert-99", "'bert-99' is an MLPerf name of it"),
 ])
