@@ -21,6 +21,10 @@ are read when used and never copied into memory unless written, so tables larger
 on disk. The manifest is untrusted: a location that leaves the folder, a byte range past a file's
 end or of the wrong size, a missing file or shard and pieces that overlap or leave a gap raise a
 ``DataError`` that names the file and the entry.
+
+``write`` lays tensors out the same way, as torchsnapshot 0.1.0 does (JSON manifest, one raw-bytes
+file per rank, row-wise shards over the ranks): demo tiers are written with it, and it is
+cross-checked against torchsnapshot in both directions.
 """
 
 from __future__ import annotations
