@@ -43,12 +43,12 @@ PLACES = ("on a city street", "in a grassy field", "next to a window", "at the b
           "under a cloudy sky", "near the station", "in a small room")
 DEMO_USER_CONF = """\
 # LoadGen settings for the demo tier: short runs on a CPU. Not valid for a submission.
-# Offline is VALID while target_qps stays above the throughput (10 to 20 images/s on 2 CPU cores):
+# Offline is VALID while target_qps stays above the throughput (10 to 45 images/s on 2 CPU cores):
 # the one query holds target_qps x min_duration x 1.1 samples and must outlast min_duration.
 # Server judges the 99th percentile: early stopping needs several hundred queries.
 stable-diffusion-xl.Offline.min_duration = 2000
 stable-diffusion-xl.Offline.min_query_count = 1
-stable-diffusion-xl.Offline.target_qps = 30
+stable-diffusion-xl.Offline.target_qps = 70
 stable-diffusion-xl.Server.min_duration = 3000
 stable-diffusion-xl.Server.min_query_count = 480
 stable-diffusion-xl.Server.target_qps = 10
