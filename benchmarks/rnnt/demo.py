@@ -29,11 +29,11 @@ SIZES = {"features": N_MELS * SPLICE, "encoder": 48, "stack": 2, "pre_layers": 2
 DURATIONS_S = (0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 2.4, 2.8, 3.2, 3.6, 4.0, 16.0)
 DEMO_USER_CONF = """\
 # LoadGen settings for the demo tier: short runs on a CPU. Not valid for a submission.
-# Offline is VALID while target_qps stays above the throughput (200 to 300 utterances/s on 2 cores);
+# Offline is VALID while target_qps stays above the throughput (200 to 500 utterances/s on 2 cores);
 # Server needs about 460 queries within the latency bound for its early-stopping estimate.
 rnnt.Offline.min_duration = 1000
 rnnt.Offline.min_query_count = 11
-rnnt.Offline.target_qps = 600
+rnnt.Offline.target_qps = 1000
 rnnt.Server.min_duration = 1000
 rnnt.Server.min_query_count = 480
 rnnt.Server.target_qps = 60
