@@ -32,13 +32,13 @@ REAL_ROWS = (40000000, 39060, 17295, 7424, 20265, 3, 7122, 1543, 63, 40000000, 3
 MAX_ROWS = 1000
 DIM, DENSE_SIZES, LOW_RANK, CROSS_LAYERS, OVER_SIZES = 8, (32, 16, 8), 16, 3, (64, 32, 16, 8)
 WORLD_SIZE, SHARD_ABOVE = 4, 100
-ROWS = 12001
+ROWS = 40001
 DEMO_USER_CONF = """\
 # LoadGen settings for the demo tier: short runs on a CPU. Not valid for a submission.
 # Offline is VALID while target_qps stays above the throughput (700 to 1500 samples/s on 2 cores);
 # Server needs about 480 queries within the 60 ms bound for its early-stopping estimate.
 dlrm-v2.Offline.min_duration = 1000
-dlrm-v2.Offline.min_query_count = 22
+dlrm-v2.Offline.min_query_count = 74
 dlrm-v2.Offline.target_qps = 4000
 dlrm-v2.Server.min_duration = 1000
 dlrm-v2.Server.min_query_count = 480

@@ -25,13 +25,13 @@ def test_the_submission_run_agrees_with_the_reference_execution(runs):
     for name in ("dlrm-v2-99", "dlrm-v2-99.9"):
         checks = result["accuracy"]["variants"][name]["checks"]
         assert [(c["metric"], c["passed"]) for c in checks] == [("AUC", True)]
-    assert result["accuracy"]["metrics"]["queries"] == 22 and result["accuracy"]["metrics"]["total"] == 6001
+    assert result["accuracy"]["metrics"]["queries"] == 74 and result["accuracy"]["metrics"]["total"] == 20001
     text = (root / "run" / "accuracy" / "accuracy.txt").read_text()
-    assert re.fullmatch(r"AUC=\d+\.\d{3}%, accuracy=\d+\.\d{3}%, good=\d+, total=6001, queries=22\n", text)
+    assert re.fullmatch(r"AUC=\d+\.\d{3}%, accuracy=\d+\.\d{3}%, good=\d+, total=20001, queries=74\n", text)
     assert result["performance"]["validity"] == "VALID", result["performance"]["reasons"]
     detail = (root / "run" / "performance" / "run_1" / logs.DETAIL).read_text()
     assert '"key": "effective_performance_sample_count", "value": 204800' in detail  # the embedded conf's override
-    assert '"key": "qsl_reported_performance_count", "value": 22' in detail  # of a QSL of 22 samples
+    assert '"key": "qsl_reported_performance_count", "value": 74' in detail  # of a QSL of 74 samples
     assert '"is_error": true' not in detail
 
 

@@ -63,20 +63,20 @@ def test_a_small_aggregation_by_hand():
 def test_a_reference_trace_beside_the_data_is_checked(damaged):
     folder = damaged
     (folder / dataset.TRACE).write_text(REFERENCE_TRACE)  # the same seed and sizes: the same first groups
-    assert len(dataset.load(folder)) == 22
+    assert len(dataset.load(folder)) == 74
     (folder / dataset.TRACE).write_text(REFERENCE_TRACE.replace("200, 400, 200", "200, 500, 300"))
     with pytest.raises(DataError, match=rf"{dataset.TRACE} line 2 is '200, 500, 300' but this dataset's group 1 is "
                                         rf"'200, 400, 200'"):
         dataset.load(folder)
     ours = dataset.trace(dataset.aggregate(len(dataset.Day23(folder))))
-    (folder / dataset.TRACE).write_text(ours + "6001, 6100, 99\n")
-    with pytest.raises(DataError, match=r"lists 23 groups, this dataset makes 22"):
+    (folder / dataset.TRACE).write_text(ours + "20001, 20100, 99\n")
+    with pytest.raises(DataError, match=r"lists 75 groups, this dataset makes 74"):
         dataset.load(folder)
 
 
 def test_the_day_files_are_mapped_and_cut_to_the_first_half(data):
     day = dataset.Day23(data)
-    assert len(day) == demo.ROWS // 2 + 1  # ceil: 6001 of 12001
+    assert len(day) == demo.ROWS // 2 + 1  # ceil: 20001 of 40001
     assert day.hotness == demo.HOTNESS
     with np.load(data / dataset.SPARSE) as npz:
         for i in (0, 20, 25):
@@ -207,7 +207,7 @@ def test_a_log_that_is_not_of_this_data_is_refused(data):
     flipped = np.stack([np.zeros(n), 1 - ds.labels[:n]], axis=1).astype(np.float32).reshape(-1)
     with pytest.raises(DataError, match=r"sample 0 carries labels that are not those of .*day_23_labels.npy \(row 0\)"):
         accuracy.score({0: flipped}, data)
-    with pytest.raises(DataError, match=r"names sample 999, but the data makes 22 samples"):
+    with pytest.raises(DataError, match=r"names sample 999, but the data makes 74 samples"):
         accuracy.score({999: np.zeros(2, np.float32)}, data)
 
 
@@ -217,7 +217,7 @@ def test_bad_day_files_are_named(damaged):
     with pytest.raises(DataError, match=r"day_23_dense.npy is float64 \(10, 13\); it must be float32 \[rows, 13\]"):
         dataset.load(folder)
     np.save(folder / dataset.DENSE, np.zeros((10, 13), dtype=np.float32))
-    with pytest.raises(DataError, match=r"day_23_labels.npy has 12001 rows but day_23_dense.npy has 10"):
+    with pytest.raises(DataError, match=r"day_23_labels.npy has 40001 rows but day_23_dense.npy has 10"):
         dataset.load(folder)
     data = (folder / dataset.SPARSE).read_bytes()
     (folder / dataset.SPARSE).write_bytes(data[:len(data) // 2])
