@@ -72,9 +72,11 @@ class Table:
         import torch
         import torch.nn.functional as F
 
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.shape[0]):
-            bad = int(ids.max()) if int(ids.max()) >= self.shape[0] else int(ids.min())
-            raise DataError(f"id {bad} is outside {self.name} ({self.shape[0]} rows): the data and the model disagree")
+        if ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= self.shape[0]:
+                raise DataError(f"id {high if high >= self.shape[0] else low} is outside {self.name} "
+                                f"({self.shape[0]} rows): the data and the model disagree")
         if len(self.pieces) == 1:
             return F.embedding_bag(ids, self.pieces[0][1], mode="sum")
         # each piece sums the ids of its rows (the others weigh 0): fused lookups, no mask copies
@@ -86,11 +88,15 @@ class Table:
         return pooled
 
 
+def _not_the_snapshot(path: Path, key: str) -> DataError:
+    return DataError(f"{path} has no {key}: it is not the MLPerf DLRM-v2 snapshot ({CHECKPOINT})")
+
+
 def _dense(state: dict, layer: str, path: Path):
     try:
         return state[f"{layer}.weight"], state[f"{layer}.bias"]
     except KeyError as exc:
-        raise DataError(f"{path} has no {exc.args[0]}: it is not the MLPerf DLRM-v2 snapshot ({CHECKPOINT})") from None
+        raise _not_the_snapshot(path, exc.args[0]) from None
 
 
 def _count(state: dict, pattern: str) -> int:
@@ -165,7 +171,7 @@ def _mapped(folder: str, stamp: int) -> tuple[list[Table], dict]:
     try:
         tables = [Table(state[TABLE.format(i)], f"{path}: {TABLE.format(i)}") for i in range(SPARSE_FEATURES)]
     except KeyError as exc:
-        raise DataError(f"{path} has no {exc.args[0]}: it is not the MLPerf DLRM-v2 snapshot ({CHECKPOINT})") from None
+        raise _not_the_snapshot(path, exc.args[0]) from None
     dense = {k: (v.full() if isinstance(v, snapshot.Pieces) else v)
              for k, v in state.items() if "embedding_bags" not in k}
     return tables, dense

@@ -22,7 +22,6 @@ from __future__ import annotations
 import struct
 import zipfile
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -173,9 +172,10 @@ class Dataset(HeldDataset):
         """User-item pairs of a sample (batches are capped by their total)."""
         return int(self.bounds[index + 1] - self.bounds[index])
 
-    @cached_property
+    @property
     def labels(self) -> np.ndarray:
-        return np.asarray(self.day.labels)
+        """[rows] of the inference rows (mapped)."""
+        return self.day.labels
 
 
 def check_trace(path: Path, bounds: np.ndarray) -> None:

@@ -4,6 +4,7 @@ answers against the reference's one sample at a time, AUC, and bad input."""
 
 from __future__ import annotations
 
+import json
 import resource
 import zipfile
 
@@ -164,7 +165,7 @@ def test_a_large_table_is_read_in_place_not_into_memory(tmp_path):
     entry = {"type": "Tensor", "location": "blob", "serializer": "buffer_protocol", "dtype": "torch.float32",
              "shape": [rows, 256], "replicated": False, "byte_range": [offset, offset + rows * 256 * 4]}
     (tmp_path / "snap" / snapshot.METADATA).write_text(
-        '{"version": "0.1.0", "world_size": 1, "manifest": {"0/model/t": %s}}' % __import__("json").dumps(entry))
+        '{"version": "0.1.0", "world_size": 1, "manifest": {"0/model/t": %s}}' % json.dumps(entry))
     before = resident_mib()
     weight = snapshot.read(tmp_path / "snap")["t"]
     pooled = backend.Table(weight, "t").pool(torch.arange(0, rows, 4096, dtype=torch.int64).reshape(-1, 2))
