@@ -48,6 +48,9 @@ def score(outputs: dict[int, np.ndarray], data_dir: Path) -> dict[str, float | i
     if not predictions:
         raise DataError("the accuracy log holds no sample to score")
     prediction, target = np.concatenate(predictions), np.concatenate(targets)
+    if not np.isin(target, (0, 1)).all():
+        raise DataError(f"{data_dir / LABELS} holds the label {target[~np.isin(target, (0, 1))][0]:g}; a click label "
+                        f"is 0 or 1")
     if len(np.unique(target)) < 2:
         raise DataError(f"the {len(target)} pairs scored all have label {target[0]:g}: AUC needs both clicks and "
                         f"non-clicks (score more samples)")

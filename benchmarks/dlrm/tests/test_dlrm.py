@@ -212,6 +212,14 @@ def test_a_log_that_is_not_of_this_data_is_refused(data):
         accuracy.score({999: np.zeros(2, np.float32)}, data)
 
 
+def test_labels_other_than_clicks_are_refused(damaged):
+    labels = np.load(damaged / dataset.LABELS)
+    labels[5, 0] = 2
+    np.save(damaged / dataset.LABELS, labels)
+    with pytest.raises(DataError, match=r"day_23_labels.npy holds the label 2; a click label is 0 or 1"):
+        accuracy.score({0: np.array([], np.float32)}, damaged)
+
+
 def test_bad_day_files_are_named(damaged):
     folder = damaged
     np.save(folder / dataset.DENSE, np.zeros((10, 13), dtype=np.float64))
